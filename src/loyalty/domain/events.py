@@ -1,0 +1,140 @@
+"""What the shop's platform sends, parsed and checked before anything is written.
+
+Each parser takes a plain mapping (a JSON body, a CSV row) and returns a frozen event, or raises
+`InvalidInput` naming the field. `fingerprint()` is the canonical payload behind idempotency:
+a replay with the same id and fingerprint is the same request; a different one is a conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from loyalty.domain.errors import InvalidInput
+from loyalty.domain.growth import Line
+from loyalty.domain.money import parse_yuan
+from loyalty.domain.periods import require_aware
+
+ID_MAX = 64
+ACTION_TYPES = ("check_in", "review", "share")
+
+
+def text_id(raw: Mapping[str, Any], field: str, *, required: bool = True) -> str:
+    value = raw.get(field)
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(f"{field} is required", field=field)
+        return ""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise InvalidInput(f"{field} must be a string", field=field)
+    text = str(value).strip()
+    if not text or len(text) > ID_MAX or any(ch.isspace() for ch in text):
+        raise InvalidInput(f"{field} must be 1–{ID_MAX} characters without spaces", field=field)
+    return text
+
+
+def moment(raw: Mapping[str, Any], field: str) -> datetime:
+    value = raw.get(field)
+    if isinstance(value, datetime):
+        return require_aware(value, field)
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} is required: an ISO 8601 time with an offset", field=field)
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as error:
+        raise InvalidInput(f"{field} is not an ISO 8601 time: {value!r}", field=field) from error
+    return require_aware(parsed, field)
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    order_id: str
+    member: str
+    paid_at: datetime
+    amount_fen: int
+    lines: tuple[Line, ...]
+    skus: tuple[str, ...]
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id, "member": self.member, "paid_at": iso(self.paid_at),
+            "amount_fen": self.amount_fen,
+            "items": [[sku, line.category, line.amount_fen] for sku, line in zip(self.skus, self.lines)],
+        }
+
+
+def parse_order(raw: Mapping[str, Any]) -> OrderEvent:
+    amount_fen = parse_yuan(raw.get("amount"), field="amount")
+    items = raw.get("items") or []
+    if not isinstance(items, list):
+        raise InvalidInput("items must be a list", field="items")
+    lines, skus = [], []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise InvalidInput("each item is an object with sku, category and amount", field=f"items[{i}]")
+        skus.append(text_id(item, "sku", required=False) or f"line-{i + 1}")
+        category = item.get("category") or ""
+        if not isinstance(category, str) or len(category) > ID_MAX:
+            raise InvalidInput("category must be a short string", field=f"items[{i}].category")
+        lines.append(Line(category or None, parse_yuan(item.get("amount"), field=f"items[{i}].amount")))
+    if not lines:
+        lines, skus = [Line(None, amount_fen)], [""]
+    elif sum(line.amount_fen for line in lines) != amount_fen:
+        raise InvalidInput("the items' amounts must add up to the order amount", field="items")
+    return OrderEvent(text_id(raw, "order_id"), text_id(raw, "member"), moment(raw, "paid_at"),
+                      amount_fen, tuple(lines), tuple(skus))
+
+
+@dataclass(frozen=True)
+class RefundEvent:
+    refund_id: str
+    order_id: str
+    amount_fen: int
+    refunded_at: datetime
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"refund_id": self.refund_id, "order_id": self.order_id, "amount_fen": self.amount_fen,
+                "refunded_at": iso(self.refunded_at)}
+
+
+def parse_refund(raw: Mapping[str, Any]) -> RefundEvent:
+    return RefundEvent(text_id(raw, "refund_id"), text_id(raw, "order_id"),
+                       parse_yuan(raw.get("amount"), field="amount"), moment(raw, "refunded_at"))
+
+
+@dataclass(frozen=True)
+class ActionEvent:
+    event_id: str
+    member: str
+    type: str
+    at: datetime
+    ref: str
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "member": self.member, "type": self.type,
+                "at": iso(self.at), "ref": self.ref}
+
+
+def parse_action(raw: Mapping[str, Any]) -> ActionEvent:
+    kind = raw.get("type")
+    if kind not in ACTION_TYPES:
+        raise InvalidInput(f"type must be one of {', '.join(ACTION_TYPES)}", field="type")
+    ref = text_id(raw, "ref", required=kind == "review")
+    return ActionEvent(text_id(raw, "event_id"), text_id(raw, "member"), str(kind), moment(raw, "at"), ref)
+
+
+def parse_birthday(value: object) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as error:
+        raise InvalidInput(f"birthday must be YYYY-MM-DD, got {value!r}", field="birthday") from error

@@ -1,0 +1,413 @@
+"""The ruleset: one declarative, validated document that the whole engine executes.
+
+A worked example, the default ruleset's gold tier and growth rules (YAML, exact decimals)::
+
+    tiers:
+      - {code: gold, name: 黄金, when: {any: [{orders: ">= 3"}, {amount: ">= 800"}]}}
+    growth:
+      per_yuan: 1
+      category_multipliers: {fresh: 1.5}
+      day_multipliers: {saturday: 2, sunday: 2}
+      large_order_bonus: {min_amount: "300", growth: 50}
+
+A Saturday order of ¥400 with ¥100 fresh earns floor((300 + 100 × 1.5) × 2) + 50 = 950 growth.
+
+`parse_ruleset` turns a mapping (from YAML with `parse_float=Decimal`, or JSON from the database)
+into frozen dataclasses, or raises `RulesetInvalid` listing every `path: problem` it found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from loyalty.domain.conditions import Condition, parse_condition, requires_flag
+from loyalty.domain.errors import RulesetInvalid
+from loyalty.domain.periods import WEEKDAYS, Window
+
+ACTION_TYPES = ("check_in", "review", "share")
+EXPIRY_POLICIES = ("never", "days_after_earning", "end_of_month", "end_of_year")
+RETURN_POLICIES = ("within_balance", "allow_debt")
+DOWNGRADE_POLICIES = ("recompute", "one_down")
+NORMALISATIONS = ("none", "percentile", "minmax")
+SCORE_METRICS = ("amount", "orders", "growth", "points", "active_days", "interactions", "max_single_order")
+BENEFIT_FLAGS = (
+    "welcome_pack", "birthday_pack", "priority_delivery", "dedicated_service", "custom_service",
+    "exclusive_events", "offline_invitations", "refund_priority",
+)
+ROUNDINGS = ("floor",)
+
+
+@dataclass(frozen=True)
+class Tier:
+    code: str
+    name: str
+    when: Condition | None  # None only for the base tier
+    rank: int
+
+    @property
+    def invitation_only(self) -> bool:
+        return requires_flag(self.when, "invited")
+
+
+@dataclass(frozen=True)
+class Score:
+    """S = Σ weight × normalise(metric) over the evaluation window; amount counts in yuan."""
+
+    weights: Mapping[str, Decimal]
+    normalise: str = "none"
+    caps: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    window: Window = Window()
+    immediate_upgrade: bool = False
+    validity_months: int = 12
+    on_expiry: str = "recompute"
+
+
+@dataclass(frozen=True)
+class LargeOrderBonus:
+    min_amount_fen: int
+    growth: int
+
+
+@dataclass(frozen=True)
+class GrowthRules:
+    per_yuan: Decimal = Decimal(1)
+    category_multipliers: Mapping[str, Decimal] = field(default_factory=dict)
+    day_multipliers: Mapping[str, Decimal] = field(default_factory=dict)
+    large_order_bonus: LargeOrderBonus | None = None
+    daily_cap: int | None = None
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    growth: int
+    points: int = 0
+    per_day: int | None = None
+    per_order: int | None = None
+
+
+@dataclass(frozen=True)
+class PointsRules:
+    per_yuan: Decimal = Decimal(1)
+    birthday_multiplier: Decimal = Decimal(1)
+    pending_days: int = 0
+    expiry: str = "never"
+    expiry_days: int | None = None
+    return_policy: str = "allow_debt"
+
+
+@dataclass(frozen=True)
+class CouponGrant:
+    value_fen: int
+    count: int
+
+
+@dataclass(frozen=True)
+class TierBenefits:
+    monthly_coupons: tuple[CouponGrant, ...] = ()
+    free_delivery_per_month: int | None = 0  # None: unlimited
+    discount: Decimal = Decimal(0)  # 0.10 = 10% off
+    flags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    name: str
+    timezone: ZoneInfo
+    currency: str
+    tiers: tuple[Tier, ...]
+    evaluation: Evaluation
+    growth: GrowthRules
+    actions: Mapping[str, ActionRule]
+    points: PointsRules
+    benefits: Mapping[str, TierBenefits]
+    score: Score | None = None
+    member_day: tuple[str, Decimal] | None = None  # (weekday, discount)
+    notice_days: int = 90
+    operations: Mapping[str, Any] = field(default_factory=dict)  # campaigns, budgets: later issues
+
+    @property
+    def base_tier(self) -> Tier:
+        return self.tiers[0]
+
+    def tier(self, code: str) -> Tier:
+        for tier in self.tiers:
+            if tier.code == code:
+                return tier
+        return self.base_tier  # a tier removed by a newer ruleset falls back to the base
+
+
+def parse_ruleset(document: Mapping[str, Any]) -> Ruleset:
+    """Validate and build a Ruleset; raises RulesetInvalid naming every `path: problem`."""
+    r = _Reader()
+    if not isinstance(document, Mapping):
+        raise RulesetInvalid(["$: a ruleset is a mapping"])
+    r.only(document, "", {
+        "name", "timezone", "currency", "tiers", "evaluation", "score", "growth", "actions",
+        "points", "benefits", "member_day", "publishing", "risk", "operations", "description",
+    })
+    zone = r.timezone(document.get("timezone", "Asia/Shanghai"), "timezone")
+    score = _score(r, document.get("score"))
+    tiers = _tiers(r, document.get("tiers"), score_enabled=score is not None)
+    risk = r.mapping(document.get("risk", {}), "risk")
+    ruleset = Ruleset(
+        name=str(document.get("name", "unnamed")),
+        timezone=zone,
+        currency=str(document.get("currency", "CNY")),
+        tiers=tiers,
+        evaluation=_evaluation(r, document.get("evaluation", {})),
+        growth=_growth(r, document.get("growth", {}), risk),
+        actions=_actions(r, document.get("actions", {})),
+        points=_points(r, document.get("points", {})),
+        benefits=_benefits(r, document.get("benefits", {}), {t.code for t in tiers}),
+        score=score,
+        member_day=_member_day(r, document.get("member_day")),
+        notice_days=r.integer(r.mapping(document.get("publishing", {}), "publishing").get("notice_days", 90),
+                              "publishing.notice_days", minimum=0),
+        operations=r.mapping(document.get("operations", {}), "operations"),
+    )
+    if r.problems:
+        raise RulesetInvalid(r.problems)
+    return ruleset
+
+
+class _Reader:
+    """Collects every problem with its path instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, problem: str) -> None:
+        self.problems.append(f"{path or '$'}: {problem}")
+
+    def mapping(self, value: object, path: str) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.fail(path, "must be a mapping")
+            return {}
+        return value
+
+    def only(self, value: Mapping[str, Any], path: str, allowed: set[str]) -> None:
+        for key in value:
+            if key not in allowed:
+                self.fail(f"{path}.{key}" if path else str(key), f"unknown key {key!r}")
+
+    def decimal(self, value: object, path: str, *, minimum: Decimal = Decimal(0)) -> Decimal:
+        if isinstance(value, (bool, float)):
+            self.fail(path, f"expected an exact decimal, got {value!r}")
+            return Decimal(0)
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            self.fail(path, f"expected a number, got {value!r}")
+            return Decimal(0)
+        if not number.is_finite() or number < minimum:
+            self.fail(path, f"must be a number >= {minimum}, got {value!r}")
+        return number
+
+    def integer(self, value: object, path: str, *, minimum: int = 0) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(path, f"expected a whole number >= {minimum}, got {value!r}")
+            return minimum
+        return value
+
+    def fen(self, value: object, path: str) -> int:
+        yuan = self.decimal(value, path)
+        fen = yuan * 100
+        if fen != fen.to_integral_value():
+            self.fail(path, f"more than two decimal places: {value!r}")
+        return int(fen)
+
+    def choice(self, value: object, path: str, options: tuple[str, ...]) -> str:
+        if value not in options:
+            self.fail(path, f"must be one of {', '.join(options)}; got {value!r}")
+            return options[0]
+        return str(value)
+
+    def timezone(self, value: object, path: str) -> ZoneInfo:
+        try:
+            return ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(path, f"unknown timezone {value!r}")
+            return ZoneInfo("UTC")
+
+
+def _tiers(r: _Reader, raw: object, *, score_enabled: bool) -> tuple[Tier, ...]:
+    if not isinstance(raw, list) or not raw:
+        r.fail("tiers", "must be a non-empty list, lowest tier first")
+        return (Tier("base", "base", None, 0),)
+    tiers, seen = [], set()
+    for i, item in enumerate(raw):
+        path = f"tiers[{i}]"
+        item = r.mapping(item, path)
+        r.only(item, path, {"code", "name", "when"})
+        code = str(item.get("code", ""))
+        if not code.isidentifier():
+            r.fail(f"{path}.code", f"must be an identifier such as 'gold', got {code!r}")
+        if code in seen:
+            r.fail(f"{path}.code", f"duplicate tier {code!r}")
+        seen.add(code)
+        when = None
+        if "when" in item:
+            when = parse_condition(item["when"], f"{path}.when", r.problems, score_enabled=score_enabled)
+        if i == 0 and when is not None:
+            r.fail(f"{path}.when", "the first tier is the base tier every member holds; it has no condition")
+        if i > 0 and when is None:
+            r.fail(f"{path}.when", "every tier above the base needs a condition")
+        tiers.append(Tier(code, str(item.get("name", code)), when, i))
+    return tuple(tiers)
+
+
+def _score(r: _Reader, raw: object) -> Score | None:
+    if raw is None:
+        return None
+    raw = r.mapping(raw, "score")
+    r.only(raw, "score", {"weights", "normalise", "caps"})
+    weights = {}
+    for metric, weight in r.mapping(raw.get("weights"), "score.weights").items():
+        if metric not in SCORE_METRICS:
+            r.fail(f"score.weights.{metric}", f"unknown metric {metric!r}")
+        weights[metric] = r.decimal(weight, f"score.weights.{metric}")
+    if not weights:
+        r.fail("score.weights", "name at least one metric and its weight")
+    normalise = r.choice(raw.get("normalise", "none"), "score.normalise", NORMALISATIONS)
+    caps = {m: r.decimal(v, f"score.caps.{m}") for m, v in r.mapping(raw.get("caps"), "score.caps").items()}
+    if normalise == "minmax":
+        for metric in weights:
+            if caps.get(metric, Decimal(0)) <= 0:
+                r.fail(f"score.caps.{metric}", "minmax normalisation needs a positive cap for every weighted metric")
+    return Score(weights, normalise, caps)
+
+
+def _evaluation(r: _Reader, raw: object) -> Evaluation:
+    raw = r.mapping(raw, "evaluation")
+    r.only(raw, "evaluation", {"window", "immediate_upgrade", "validity_months", "on_expiry", "schedule"})
+    window_raw = r.mapping(raw.get("window", {}), "evaluation.window")
+    kind = r.choice(window_raw.get("kind", "trailing_months"), "evaluation.window.kind",
+                    ("trailing_months", "calendar_year", "lifetime"))
+    months = r.integer(window_raw.get("months", 12), "evaluation.window.months", minimum=1)
+    if raw.get("schedule", "monthly") != "monthly":
+        r.fail("evaluation.schedule", "only 'monthly' (the 1st at 00:00) is supported")
+    return Evaluation(
+        window=Window(kind, months),
+        immediate_upgrade=bool(raw.get("immediate_upgrade", False)),
+        validity_months=r.integer(raw.get("validity_months", 12), "evaluation.validity_months", minimum=1),
+        on_expiry=r.choice(raw.get("on_expiry", "recompute"), "evaluation.on_expiry", DOWNGRADE_POLICIES),
+    )
+
+
+def _growth(r: _Reader, raw: object, risk: Mapping[str, Any]) -> GrowthRules:
+    raw = r.mapping(raw, "growth")
+    r.only(raw, "growth", {"per_yuan", "rounding", "category_multipliers", "day_multipliers", "large_order_bonus"})
+    r.choice(raw.get("rounding", "floor"), "growth.rounding", ROUNDINGS)
+    days = r.mapping(raw.get("day_multipliers"), "growth.day_multipliers")
+    for day in days:
+        if day not in WEEKDAYS:
+            r.fail(f"growth.day_multipliers.{day}", f"unknown weekday {day!r}")
+    bonus = None
+    if raw.get("large_order_bonus") is not None:
+        b = r.mapping(raw["large_order_bonus"], "growth.large_order_bonus")
+        r.only(b, "growth.large_order_bonus", {"min_amount", "growth"})
+        bonus = LargeOrderBonus(r.fen(b.get("min_amount"), "growth.large_order_bonus.min_amount"),
+                                r.integer(b.get("growth"), "growth.large_order_bonus.growth"))
+    cap = risk.get("daily_growth_cap")
+    return GrowthRules(
+        per_yuan=r.decimal(raw.get("per_yuan", 1), "growth.per_yuan"),
+        category_multipliers={
+            str(k): r.decimal(v, f"growth.category_multipliers.{k}")
+            for k, v in r.mapping(raw.get("category_multipliers"), "growth.category_multipliers").items()
+        },
+        day_multipliers={str(k): r.decimal(v, f"growth.day_multipliers.{k}") for k, v in days.items()},
+        large_order_bonus=bonus,
+        daily_cap=None if cap is None else r.integer(cap, "risk.daily_growth_cap", minimum=1),
+    )
+
+
+def _actions(r: _Reader, raw: object) -> Mapping[str, ActionRule]:
+    actions = {}
+    for name, rule in r.mapping(raw, "actions").items():
+        path = f"actions.{name}"
+        if name not in ACTION_TYPES:
+            r.fail(path, f"unknown action {name!r}; known: {', '.join(ACTION_TYPES)}")
+            continue
+        rule = r.mapping(rule, path)
+        r.only(rule, path, {"growth", "points", "per_day", "per_order"})
+        per_day, per_order = rule.get("per_day"), rule.get("per_order")
+        actions[name] = ActionRule(
+            growth=r.integer(rule.get("growth", 0), f"{path}.growth"),
+            points=r.integer(rule.get("points", 0), f"{path}.points"),
+            per_day=None if per_day is None else r.integer(per_day, f"{path}.per_day", minimum=1),
+            per_order=None if per_order is None else r.integer(per_order, f"{path}.per_order", minimum=1),
+        )
+    return actions
+
+
+def _points(r: _Reader, raw: object) -> PointsRules:
+    raw = r.mapping(raw, "points")
+    r.only(raw, "points", {"per_yuan", "rounding", "birthday_multiplier", "pending_days", "expiry", "return_policy"})
+    r.choice(raw.get("rounding", "floor"), "points.rounding", ROUNDINGS)
+    expiry = r.mapping(raw.get("expiry", {}), "points.expiry")
+    r.only(expiry, "points.expiry", {"policy", "days"})
+    policy = r.choice(expiry.get("policy", "never"), "points.expiry.policy", EXPIRY_POLICIES)
+    days = None
+    if policy == "days_after_earning":
+        days = r.integer(expiry.get("days"), "points.expiry.days", minimum=1)
+    return PointsRules(
+        per_yuan=r.decimal(raw.get("per_yuan", 1), "points.per_yuan"),
+        birthday_multiplier=r.decimal(raw.get("birthday_multiplier", 1), "points.birthday_multiplier",
+                                      minimum=Decimal(1)),
+        pending_days=r.integer(raw.get("pending_days", 0), "points.pending_days"),
+        expiry=policy,
+        expiry_days=days,
+        return_policy=r.choice(raw.get("return_policy", "allow_debt"), "points.return_policy", RETURN_POLICIES),
+    )
+
+
+def _benefits(r: _Reader, raw: object, tier_codes: set[str]) -> Mapping[str, TierBenefits]:
+    benefits = {}
+    for code, item in r.mapping(raw, "benefits").items():
+        path = f"benefits.{code}"
+        if code not in tier_codes:
+            r.fail(path, f"unknown tier {code!r}")
+        item = r.mapping(item, path)
+        r.only(item, path, {"monthly_coupons", "free_delivery_per_month", "discount", "flags"})
+        coupons = []
+        for i, c in enumerate(item.get("monthly_coupons") or []):
+            c = r.mapping(c, f"{path}.monthly_coupons[{i}]")
+            coupons.append(CouponGrant(r.fen(c.get("value"), f"{path}.monthly_coupons[{i}].value"),
+                                       r.integer(c.get("count", 1), f"{path}.monthly_coupons[{i}].count", minimum=1)))
+        delivery = item.get("free_delivery_per_month", 0)
+        flags = item.get("flags") or []
+        for flag in flags:
+            if flag not in BENEFIT_FLAGS:
+                r.fail(f"{path}.flags", f"unknown benefit {flag!r}")
+        discount = r.decimal(item.get("discount", 0), f"{path}.discount")
+        if discount >= 1:
+            r.fail(f"{path}.discount", "a discount is a fraction below 1 (0.10 = 10% off)")
+        benefits[code] = TierBenefits(
+            monthly_coupons=tuple(coupons),
+            free_delivery_per_month=None if delivery == "unlimited"
+            else r.integer(delivery, f"{path}.free_delivery_per_month"),
+            discount=discount,
+            flags=frozenset(flags),
+        )
+    return benefits
+
+
+def _member_day(r: _Reader, raw: object) -> tuple[str, Decimal] | None:
+    if raw is None:
+        return None
+    raw = r.mapping(raw, "member_day")
+    weekday = r.choice(raw.get("weekday"), "member_day.weekday", WEEKDAYS)
+    discount = r.decimal(raw.get("discount"), "member_day.discount")
+    if discount >= 1:
+        r.fail("member_day.discount", "a discount is a fraction below 1 (0.12 = 12% off, 88折)")
+    return weekday, discount

@@ -1,0 +1,1 @@
+"""Use cases. Each public function is one transaction: load, decide with the domain, save."""

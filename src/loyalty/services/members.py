@@ -1,0 +1,89 @@
+"""Members: registration (idempotent on external id), invitations, and the status a member sees."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.db import IntegrityError, transaction
+
+from loyalty.clock import Clock, system_clock
+from loyalty.domain.errors import InvalidInput, NotFound
+from loyalty.domain.events import ID_MAX
+from loyalty.services import rulesets
+from loyalty.services.ledger import check_replay, payload_hash
+from loyalty.store.bulk import insert_rows
+from loyalty.store.models import Member
+
+
+def _check_external_id(external_id: str) -> None:
+    if not external_id or len(external_id) > ID_MAX or any(ch.isspace() for ch in external_id):
+        raise InvalidInput(f"external_id must be 1–{ID_MAX} characters without spaces", field="external_id")
+
+
+def _registration_hash(external_id: str, birthday: date | None) -> str:
+    return payload_hash({"external_id": external_id, "birthday": birthday.isoformat() if birthday else None})
+
+
+@dataclass(frozen=True)
+class Registration:
+    member: Member
+    created: bool
+
+
+def register_member(external_id: str, *, birthday: date | None = None, clock: Clock = system_clock,
+                    registered_at: datetime | None = None) -> Registration:
+    """Create the member in the base tier of the ruleset in force; a replay returns the same member."""
+    _check_external_id(external_id)
+    at = registered_at or clock.now()
+    digest = _registration_hash(external_id, birthday)
+    existing = Member.objects.filter(external_id=external_id).first()
+    if existing is not None:
+        check_replay(existing.payload_hash, digest, f"member {external_id}", "external_id")
+        return Registration(existing, created=False)
+    base = rulesets.in_force(at).ruleset.base_tier.code
+    try:
+        with transaction.atomic():
+            member = Member.objects.create(external_id=external_id, tier=base, tier_reached_at=at,
+                                           birthday=birthday, registered_at=at, payload_hash=digest)
+    except IntegrityError:  # a concurrent registration of the same id won the race
+        return register_member(external_id, birthday=birthday, clock=clock, registered_at=registered_at)
+    return Registration(member, created=True)
+
+
+def register_many(first_seen: Mapping[str, datetime], *, clock: Clock = system_clock) -> int:
+    """Register, set-based, every external id not yet known, as of the given time; returns how many."""
+    ids = list(first_seen)
+    known: set[str] = set()
+    for start in range(0, len(ids), 5000):
+        known.update(Member.objects.filter(external_id__in=ids[start:start + 5000])
+                     .values_list("external_id", flat=True))
+    rows = []
+    for external_id, at in first_seen.items():
+        if external_id in known:
+            continue
+        _check_external_id(external_id)
+        base = rulesets.in_force(at).ruleset.base_tier.code
+        rows.append((external_id, base, at, at, _registration_hash(external_id, None)))
+    insert_rows(Member, ("external_id", "tier", "tier_reached_at", "registered_at", "payload_hash"), rows)
+    return len(rows)
+
+
+def get_member(external_id: str) -> Member:
+    member = Member.objects.filter(external_id=external_id).first()
+    if member is None:
+        raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
+    return member
+
+
+def invite(external_id: str) -> Member:
+    """Mark a member as invited (the flag invitation-only tiers require)."""
+    with transaction.atomic():
+        member = Member.objects.select_for_update().filter(external_id=external_id).first()
+        if member is None:
+            raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
+        if not member.invited:
+            member.invited = True
+            member.save(update_fields=["invited"])
+    return member

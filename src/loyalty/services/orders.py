@@ -1,0 +1,139 @@
+"""Recording paid orders: growth and points per SPEC, once per order id, in batches or one by one.
+
+`record_orders` is the one code path: a single order is a batch of one. Decisions for a whole
+batch are made in memory against the locked members, then written set-based; an event that
+fails (unknown member, conflicting replay) is answered with its error and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.db import transaction
+from django.db.models import Sum
+
+from loyalty.clock import Clock, system_clock
+from loyalty.domain.errors import LoyaltyError, NotFound
+from loyalty.domain.events import OrderEvent
+from loyalty.domain.growth import OrderGrowth, apply_daily_cap, order_growth
+from loyalty.domain.periods import local_date
+from loyalty.domain.rules import Ruleset
+from loyalty.domain.points import lot_available_at, lot_expires_at, order_points
+from loyalty.services import rulesets
+from loyalty.services.ledger import Book, Posting, check_replay, lock_members, payload_hash
+from loyalty.store.bulk import insert_rows
+from loyalty.store.models import LedgerEntry, Member, Order, OrderItem
+
+ORDER_FIELDS = ("order_id", "member", "paid_at", "business_date", "amount_fen", "growth_base",
+                "growth_bonus", "points", "ruleset_version", "payload_hash", "recorded_at")
+ITEM_FIELDS = ("order", "member", "sku", "category", "amount_fen")
+
+
+@dataclass(frozen=True)
+class OrderOutcome:
+    order_id: str
+    member: str
+    growth: int
+    points: int
+    ruleset_version: int
+    replayed: bool = False
+
+
+def record_order(event: OrderEvent, *, clock: Clock = system_clock) -> OrderOutcome:
+    """Record one paid order; raises the event's error."""
+    result = record_orders([event], clock=clock)[0]
+    if isinstance(result, LoyaltyError):
+        raise result
+    return result
+
+
+def record_orders(events: Sequence[OrderEvent], *, clock: Clock = system_clock) -> list[OrderOutcome | LoyaltyError]:
+    """Record a batch in one transaction; answers one outcome or error per event, in order."""
+    with transaction.atomic():
+        batch = _Batch(clock.now())
+        batch.load(events)
+        results = [batch.decide(event) for event in events]
+        batch.flush()
+    return results
+
+
+class _Batch:
+    def __init__(self, now: datetime):
+        self.now = now
+        self.book = Book(now)
+        self.members: dict[str, Member] = {}
+        self.existing: dict[str, tuple] = {}
+        self.orders: list[tuple] = []
+        self.items: list[tuple] = []
+        self.growth_today: dict[tuple[int, date], int] = {}
+
+    def load(self, events: Sequence[OrderEvent]) -> None:
+        """Lock the batch's members and find the orders already recorded (replays)."""
+        self.members = lock_members(sorted({event.member for event in events}))
+        rows = Order.objects.filter(order_id__in=[event.order_id for event in events]).values_list(
+            "order_id", "payload_hash", "member__external_id", "growth_base", "growth_bonus", "points",
+            "ruleset_version")
+        self.existing = {row[0]: row for row in rows}
+
+    def decide(self, event: OrderEvent) -> OrderOutcome | LoyaltyError:
+        try:
+            return self._decide(event)
+        except LoyaltyError as error:
+            return error
+
+    def _decide(self, event: OrderEvent) -> OrderOutcome:
+        digest = payload_hash(event.fingerprint())
+        if event.order_id in self.existing:
+            order_id, stored, member, base, bonus, points, version = self.existing[event.order_id]
+            check_replay(stored, digest, f"order {order_id}", "order_id")
+            return OrderOutcome(order_id, member, base + bonus, points, version, replayed=True)
+        member = self.members.get(event.member)
+        if member is None:
+            raise NotFound(f"unknown member {event.member!r}; register the member first",
+                           field="member", code="unknown_member")
+        active = rulesets.in_force(event.paid_at)
+        rules, zone = active.ruleset, active.ruleset.timezone
+        day = local_date(event.paid_at, zone)
+        earned = order_growth(event.lines, event.amount_fen, event.paid_at, rules.growth, zone)
+        awarded = self._cap(member.id, day, earned, rules.growth.daily_cap)
+        points = order_points(event.amount_fen, event.paid_at, member.birthday, rules.points, zone)
+        self._post(member, event, active.version, day, awarded, points, rules)
+        self.existing[event.order_id] = (event.order_id, digest, member.external_id, awarded.base,
+                                         awarded.bonus, points, active.version)
+        self.orders.append((event.order_id, member.id, event.paid_at, day, event.amount_fen, awarded.base,
+                            awarded.bonus, points, active.version, digest, self.now))
+        self.items.extend((event.order_id, member.id, sku, line.category or "", line.amount_fen)
+                          for sku, line in zip(event.skus, event.lines))
+        return OrderOutcome(event.order_id, member.external_id, awarded.total, points, active.version)
+
+    def _cap(self, member_id: int, day: date, earned: OrderGrowth, cap: int | None) -> OrderGrowth:
+        if cap is None:
+            return earned
+        key = (member_id, day)
+        if key not in self.growth_today:
+            total = LedgerEntry.objects.filter(member_id=member_id, ledger="growth", business_date=day,
+                                               delta__gt=0).aggregate(total=Sum("delta"))["total"]
+            self.growth_today[key] = int(total or 0)
+        awarded = apply_daily_cap(earned, self.growth_today[key], cap)
+        self.growth_today[key] += awarded.total
+        return awarded
+
+    def _post(self, member: Member, event: OrderEvent, version: int, day: date,
+              awarded: OrderGrowth, points: int, rules: Ruleset) -> None:
+        key = f"order:{event.order_id}"
+        if awarded.total:
+            self.book.post(member.id, "growth", awarded.total,
+                           Posting("order", event.order_id, f"{key}:growth", version, event.paid_at, day))
+        if points:
+            self.book.award_points(
+                member, points, Posting("order", event.order_id, f"{key}:points", version, event.paid_at, day),
+                available_at=lot_available_at(event.paid_at, rules.points),
+                expires_at=lot_expires_at(event.paid_at, rules.points, rules.timezone))
+        self.book.add_totals(member.id, orders_count=1, paid_fen=event.amount_fen)
+
+    def flush(self) -> None:
+        insert_rows(Order, ORDER_FIELDS, self.orders)
+        insert_rows(OrderItem, ITEM_FIELDS, self.items)
+        self.book.flush()

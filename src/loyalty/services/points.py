@@ -1,0 +1,85 @@
+"""Spending and expiring points: redemption draws soonest-expiring lots first; expiry is daily.
+
+Both never overdraw: lots shrink only under a `remaining >= taken` condition, and every
+movement has a key, so a retried or re-run call changes nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F
+
+from loyalty.clock import Clock, system_clock
+from loyalty.domain.errors import InvalidInput, NotFound, Refused
+from loyalty.domain.periods import local_date
+from loyalty.domain.points import draw
+from loyalty.services import rulesets
+from loyalty.services.ledger import Book, Posting, check_replay, live_lots, lock_members, payload_hash, take_from_lots
+from loyalty.store.models import PointsLot, Redemption
+
+
+@dataclass(frozen=True)
+class RedemptionOutcome:
+    redemption_id: str
+    member: str
+    points: int
+    replayed: bool = False
+
+
+def redeem_points(external_id: str, points: int, *, redemption_id: str, note: str = "",
+                  clock: Clock = system_clock) -> RedemptionOutcome:
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+        raise InvalidInput("points must be a positive whole number", field="points")
+    if not redemption_id or len(redemption_id) > 64:
+        raise InvalidInput("redemption_id is required (1–64 characters)", field="redemption_id")
+    digest = payload_hash({"member": external_id, "points": points, "note": note})
+    with transaction.atomic():
+        existing = Redemption.objects.filter(redemption_id=redemption_id).first()
+        if existing is not None:
+            check_replay(existing.payload_hash, digest, f"redemption {redemption_id}", "redemption_id")
+            return RedemptionOutcome(redemption_id, external_id, existing.points, replayed=True)
+        member = lock_members([external_id]).get(external_id)
+        if member is None:
+            raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
+        now = clock.now()
+        takes, shortfall = draw(live_lots(member.id, now), points, now)
+        if shortfall:
+            raise Refused(f"not enough spendable points: {points - shortfall} of {points}", field="points",
+                          code="insufficient_points")
+        take_from_lots(takes)
+        active = rulesets.in_force(now)
+        book = Book(now)
+        book.post(member.id, "points", -points, Posting("redemption", redemption_id, f"redemption:{redemption_id}",
+                                                        active.version, now, local_date(now, active.ruleset.timezone)))
+        book.flush()
+        Redemption.objects.create(redemption_id=redemption_id, member=member, points=points, note=note,
+                                  payload_hash=digest, created_at=now)
+    return RedemptionOutcome(redemption_id, external_id, points)
+
+
+def expire_points(as_of: datetime, *, clock: Clock = system_clock, chunk: int = 5000) -> int:
+    """Expire every lot whose expiry has passed; returns the points expired. Safe to re-run."""
+    expired_total = 0
+    while True:
+        with transaction.atomic():
+            lots = list(PointsLot.objects.select_for_update()
+                        .filter(remaining__gt=0, expires_at__lte=as_of).order_by("member_id", "id")[:chunk])
+            if not lots:
+                return expired_total
+            expired_total += _expire(lots, as_of, clock)
+
+
+def _expire(lots: list[PointsLot], as_of: datetime, clock: Clock) -> int:
+    active = rulesets.in_force(as_of)
+    book = Book(clock.now())
+    for lot in lots:
+        assert lot.expires_at is not None
+        posting = Posting("expiry", lot.key, f"expiry:{lot.key}", active.version, lot.expires_at,
+                          local_date(lot.expires_at, active.ruleset.timezone))
+        book.post(lot.member_id, "points", -lot.remaining, posting)
+        PointsLot.objects.filter(id=lot.id).update(remaining=F("remaining") - lot.remaining)
+    book.flush()
+    return sum(lot.remaining for lot in lots)

@@ -1,0 +1,109 @@
+"""Ruleset versions: validate documents, publish them with `effective_from`, find the one in force.
+
+Parsed rulesets are cached per process, keyed by every version's (number, checksum, start), so
+the hot path pays one small query to know the cache is current and never re-parses YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+
+from loyalty.clock import Clock, system_clock
+from loyalty.domain.documents import from_json, from_yaml, to_json
+from loyalty.domain.errors import InvalidInput, NotFound
+from loyalty.domain.periods import require_aware
+from loyalty.domain.rules import Ruleset, parse_ruleset
+from loyalty.store.models import RulesetVersion
+
+PRESETS = ("default", "seed000-weighted", "seed000-points", "seed001-all")
+
+
+@dataclass(frozen=True)
+class ActiveRuleset:
+    version: int
+    ruleset: Ruleset
+    effective_from: datetime
+
+
+def preset_document(name: str) -> dict[str, Any]:
+    """One of the shipped presets (`rulesets/NAME.yaml`) as a document."""
+    if name not in PRESETS:
+        raise NotFound(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}", field="preset")
+    text = (importlib.resources.files("loyalty") / "rulesets" / f"{name}.yaml").read_text("utf-8")
+    return from_yaml(text)
+
+
+def read_document(path: str | Path) -> dict[str, Any]:
+    """A ruleset document from a YAML or JSON file (raises RulesetInvalid with every problem)."""
+    text = Path(path).read_text("utf-8")
+    return from_json(text) if str(path).endswith(".json") else from_yaml(text)
+
+
+def validate(document: dict[str, Any]) -> Ruleset:
+    return parse_ruleset(document)
+
+
+def publish(document: dict[str, Any], *, effective_from: datetime, actor: str, reason: str = "",
+            clock: Clock = system_clock) -> RulesetVersion:
+    """Store a validated document as the next version. Publishing the same document with the
+    same start again returns the existing version (idempotent)."""
+    ruleset = parse_ruleset(document)
+    require_aware(effective_from, "effective_from")
+    canonical = to_json(document)
+    checksum = hashlib.sha256(canonical.encode()).hexdigest()
+    with transaction.atomic():
+        latest = RulesetVersion.objects.select_for_update().order_by("-version").first()
+        if latest and latest.checksum == checksum and latest.effective_from == effective_from:
+            return latest
+        if latest and effective_from < latest.effective_from:
+            raise InvalidInput(
+                f"effective_from must not precede the latest version's ({latest.effective_from.isoformat()})",
+                field="effective_from")
+        return RulesetVersion.objects.create(
+            version=(latest.version + 1) if latest else 1, name=ruleset.name, document=canonical,
+            checksum=checksum, effective_from=effective_from, published_at=clock.now(),
+            published_by=actor, reason=reason)
+
+
+_cache: dict[tuple[tuple[int, str, datetime], ...], list[ActiveRuleset]] = {}
+
+
+def _versions() -> list[ActiveRuleset]:
+    stamp = tuple(RulesetVersion.objects.order_by("effective_from", "version")
+                  .values_list("version", "checksum", "effective_from"))
+    if stamp not in _cache:
+        documents = dict(RulesetVersion.objects.values_list("version", "document"))
+        _cache.clear()
+        _cache[stamp] = [ActiveRuleset(v, parse_ruleset(from_json(documents[v])), start) for v, _, start in stamp]
+    return _cache[stamp]
+
+
+def in_force(as_of: datetime) -> ActiveRuleset:
+    """The version whose effective_from is the latest at or before `as_of`."""
+    versions = _versions()
+    index = bisect_right([v.effective_from for v in versions], as_of)
+    if index == 0:
+        raise NotFound(f"no ruleset is in force at {as_of.isoformat()}; publish one first",
+                       code="no_ruleset_in_force")
+    return versions[index - 1]
+
+
+def by_version(version: int) -> ActiveRuleset:
+    for active in _versions():
+        if active.version == version:
+            return active
+    raise NotFound(f"unknown ruleset version {version}", code="unknown_ruleset_version")
+
+
+def latest_version() -> int | None:
+    value = RulesetVersion.objects.aggregate(latest=Max("version"))["latest"]
+    return int(value) if value is not None else None

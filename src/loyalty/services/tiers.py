@@ -1,0 +1,131 @@
+"""Tier evaluation over every member (or some), at an `as_of` such as the 1st at 00:00.
+
+Window metrics come from a few GROUP BY queries; each member's decision comes from the pure
+engine. Re-running for the same `as_of` changes nothing: a member already moved has nothing
+left to decide, and each change's key is unique per member and evaluation time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from loyalty.clock import Clock, system_clock
+from loyalty.domain.conditions import Facts, MetricKey
+from loyalty.domain.periods import Window
+from loyalty.domain.rules import Ruleset
+from loyalty.domain.tiers import Standing, TierDecision, evaluate, needed_metrics, with_score
+from loyalty.services import rulesets
+from loyalty.store import queries
+from loyalty.store.bulk import insert_rows, update_rows
+from loyalty.store.models import Member, TierChange
+
+CHANGE_FIELDS = ("member", "key", "from_tier", "to_tier", "reason", "changed_at", "expires_at", "ruleset_version")
+CHUNK = 20_000
+
+
+@dataclass
+class EvaluationSummary:
+    as_of: datetime
+    ruleset_version: int
+    members: int = 0
+    changes: Counter[str] = field(default_factory=Counter)  # reason -> count
+    tiers: Counter[str] = field(default_factory=Counter)  # tier -> members after evaluation
+
+
+def window_facts(ruleset: Ruleset, as_of: datetime, member_ids: Sequence[int] | None = None
+                 ) -> dict[int, dict[MetricKey, int | Decimal]]:
+    """Every metric the ruleset reads, per member, for the windows it names."""
+    facts: dict[int, dict[MetricKey, int | Decimal]] = defaultdict(dict)
+    by_window: dict[str, set[str]] = defaultdict(set)
+    windows: dict[str, Window] = {}
+    for metric, key in needed_metrics(ruleset):
+        by_window[key].add(metric)
+        windows[key] = _window_for(key, ruleset)
+    for key, metrics in by_window.items():
+        start, end = windows[key].bounds(as_of, ruleset.timezone)
+        _collect(facts, key, metrics, start, end, member_ids)
+    return facts
+
+
+def _window_for(key: str, ruleset: Ruleset) -> Window:
+    if key in ("lifetime", "calendar_year"):
+        return Window(key, 0)
+    return Window("trailing_months", int(key.rstrip("m")))
+
+
+def _collect(facts: dict[int, dict[MetricKey, int | Decimal]], key: str, metrics: set[str],
+             start: datetime | None, end: datetime, member_ids: Sequence[int] | None) -> None:
+    def put(metric: str, values: dict[int, int]) -> None:
+        for member_id, value in values.items():
+            facts[member_id][(metric, key)] = value
+
+    if metrics & {"orders", "amount", "max_single_order"}:
+        rows = queries.order_metrics(start, end, member_ids)
+        for index, metric in enumerate(("orders", "amount", "max_single_order")):
+            put(metric, {m: row[index] for m, row in rows.items()})
+    if "growth" in metrics:
+        put("growth", queries.ledger_sums("growth", start, end, member_ids))
+    if "points" in metrics:
+        put("points", queries.ledger_sums("points", start, end, member_ids, queries.POINTS_EARNING_SOURCES))
+    if "interactions" in metrics:
+        put("interactions", queries.interactions(start, end, member_ids))
+    if "active_days" in metrics:
+        put("active_days", queries.active_days(start, end, member_ids))
+
+
+def _population(ruleset: Ruleset, facts: dict[int, dict[MetricKey, int | Decimal]], members: int
+                ) -> dict[str, list[int | Decimal]] | None:
+    """Sorted values per score metric over all members (zeros included), for percentile ranks."""
+    if ruleset.score is None or ruleset.score.normalise != "percentile":
+        return None
+    key = ruleset.evaluation.window.key
+    population = {}
+    for metric in ruleset.score.weights:
+        values: list[int | Decimal] = [row[(metric, key)] for row in facts.values() if (metric, key) in row]
+        population[metric] = sorted(values + [0] * (members - len(values)))
+    return population
+
+
+def evaluate_tiers(as_of: datetime, *, clock: Clock = system_clock, member_ids: Sequence[int] | None = None,
+                   dry_run: bool = False, upgrades_only: bool = False) -> EvaluationSummary:
+    """Evaluate members at `as_of` under the ruleset in force then; writes changes unless dry_run."""
+    active = rulesets.in_force(as_of)
+    ruleset = active.ruleset
+    facts = window_facts(ruleset, as_of, member_ids)
+    members = Member.objects.order_by("id").values_list("id", "tier", "tier_expires_at", "invited")
+    if member_ids is not None:
+        members = members.filter(id__in=list(member_ids))
+    population = _population(ruleset, facts, members.count()) if ruleset.score else None
+    summary = EvaluationSummary(as_of, active.version)
+    decisions: list[tuple[int, TierDecision]] = []
+    for member_id, tier, expires_at, invited in members.iterator(chunk_size=CHUNK):
+        member_facts = with_score(Facts(facts.get(member_id, {}), {"invited": invited}), ruleset, population)
+        decision = evaluate(ruleset, Standing(tier, expires_at), member_facts, as_of, upgrades_only=upgrades_only)
+        summary.members += 1
+        summary.tiers[decision.to_code] += 1
+        if decision.changed:
+            summary.changes[decision.reason] += 1
+            decisions.append((member_id, decision))
+    if not dry_run:
+        _save(decisions, as_of, active.version, clock)
+    return summary
+
+
+def _save(decisions: Iterable[tuple[int, TierDecision]], as_of: datetime, version: int, clock: Clock) -> None:
+    decisions = list(decisions)
+    stamp = as_of.isoformat()
+    for start in range(0, len(decisions), CHUNK):
+        chunk = decisions[start:start + CHUNK]
+        with transaction.atomic():
+            insert_rows(TierChange, CHANGE_FIELDS, [
+                (member_id, f"tier:{stamp}:{member_id}", d.from_code, d.to_code, d.reason, as_of, d.expires_at, version)
+                for member_id, d in chunk])
+            # The `tier = from` condition makes a concurrent change win instead of being overwritten.
+            update_rows(Member, ("tier", "tier_reached_at", "tier_expires_at"), ("id", "tier"),
+                        [(d.to_code, as_of, d.expires_at, member_id, d.from_code) for member_id, d in chunk])

@@ -1,0 +1,69 @@
+"""Django settings. `LOYALTY_DATABASE_URL` picks the database (default: SQLite under ./var/)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+BASE_DIR = Path.cwd()
+DEFAULT_SQLITE = BASE_DIR / "var" / "loyalty.sqlite3"
+
+
+def database_from_url(url: str) -> dict[str, Any]:
+    config: dict[str, Any] = dj_database_url.parse(url, conn_max_age=0)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # IMPORTANT: IMMEDIATE transactions take the write lock at BEGIN, so two writers never
+        # deadlock upgrading a read lock; WAL lets readers run beside the one writer.
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        config["TEST"] = {"NAME": None}
+    return config
+
+
+SECRET_KEY = os.environ.get("LOYALTY_SECRET_KEY", "insecure-development-key-change-me")
+DEBUG = os.environ.get("LOYALTY_DEBUG") == "1"
+ALLOWED_HOSTS = os.environ.get("LOYALTY_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "loyalty.store",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "loyalty.urls"
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+DATABASES = {
+    "default": database_from_url(os.environ.get("LOYALTY_DATABASE_URL", f"sqlite:///{DEFAULT_SQLITE}")),
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+USE_I18N = True
+STATIC_URL = "static/"

@@ -1,0 +1,230 @@
+"""The tables. Every member-owned table carries `member_id` and an index that starts with it,
+so the schema can be distributed by member id without changing a query.
+
+Ledger entries are only inserted, never updated or deleted; a correction is a new entry that
+points at the one it corrects. Cached balances on `Member` always equal the ledger sums:
+    growth_balance == Σ growth entries
+    points_balance == Σ points entries == Σ lots.remaining − points_debt
+    points_debt    == Σ debts.remaining
+Every value-moving row has a UNIQUE idempotency key or client id.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+LEDGERS = [("growth", "growth"), ("points", "points")]
+SOURCES = [(s, s) for s in (
+    "order", "refund", "check_in", "review", "share", "task", "adjustment", "redemption",
+    "expiry", "campaign",
+)]
+
+
+class Member(models.Model):
+    external_id = models.CharField(max_length=64, unique=True)
+    tier = models.CharField(max_length=32)
+    tier_reached_at = models.DateTimeField(null=True, blank=True)
+    tier_expires_at = models.DateTimeField(null=True, blank=True)
+    invited = models.BooleanField(default=False)
+    birthday = models.DateField(null=True, blank=True)
+    registered_at = models.DateTimeField()
+    growth_balance = models.BigIntegerField(default=0)
+    points_balance = models.BigIntegerField(default=0)
+    points_debt = models.BigIntegerField(default=0)
+    orders_count = models.IntegerField(default=0)  # lifetime, paid orders
+    paid_fen = models.BigIntegerField(default=0)  # lifetime, before refunds
+    refunded_fen = models.BigIntegerField(default=0)
+    payload_hash = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "members"
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class RulesetVersion(models.Model):
+    version = models.IntegerField(unique=True)
+    name = models.CharField(max_length=100)
+    document = models.TextField(help_text="Canonical JSON; numbers that are not integers are strings.")
+    checksum = models.CharField(max_length=64)
+    effective_from = models.DateTimeField(db_index=True)
+    published_at = models.DateTimeField()
+    published_by = models.CharField(max_length=100)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "ruleset_versions"
+        ordering = ["version"]
+
+    def __str__(self) -> str:
+        return f"v{self.version} {self.name}"
+
+
+class Order(models.Model):
+    order_id = models.CharField(max_length=64, unique=True)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT)
+    paid_at = models.DateTimeField()
+    business_date = models.DateField()
+    amount_fen = models.BigIntegerField()
+    refunded_fen = models.BigIntegerField(default=0)
+    growth_base = models.BigIntegerField()
+    growth_bonus = models.BigIntegerField()
+    points = models.BigIntegerField()
+    growth_reversed = models.BigIntegerField(default=0)
+    points_reversed = models.BigIntegerField(default=0)
+    ruleset_version = models.IntegerField()
+    payload_hash = models.CharField(max_length=64)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "orders"
+        indexes = [models.Index(fields=["member", "paid_at"], name="orders_member_paid")]
+
+    def __str__(self) -> str:
+        return self.order_id
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, to_field="order_id", db_column="order_ref", on_delete=models.CASCADE,
+                              related_name="items")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    sku = models.CharField(max_length=64)
+    category = models.CharField(max_length=64, blank=True)
+    amount_fen = models.BigIntegerField()
+
+    class Meta:
+        db_table = "order_items"
+        indexes = [models.Index(fields=["member", "order"], name="items_member_order")]
+
+
+class Refund(models.Model):
+    refund_id = models.CharField(max_length=64, unique=True)
+    order = models.ForeignKey(Order, to_field="order_id", db_column="order_ref", on_delete=models.PROTECT,
+                              related_name="refunds")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT)
+    amount_fen = models.BigIntegerField()
+    refunded_at = models.DateTimeField()
+    growth_reversed = models.BigIntegerField()
+    points_reversed = models.BigIntegerField()
+    points_debt_created = models.BigIntegerField(default=0)
+    points_written_off = models.BigIntegerField(default=0)
+    payload_hash = models.CharField(max_length=64)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "refunds"
+
+
+class Action(models.Model):
+    event_id = models.CharField(max_length=64, unique=True)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    type = models.CharField(max_length=16)
+    at = models.DateTimeField()
+    business_date = models.DateField()
+    ref = models.CharField(max_length=64, blank=True)
+    growth = models.BigIntegerField()
+    points = models.BigIntegerField()
+    capped_reason = models.CharField(max_length=32, blank=True)
+    ruleset_version = models.IntegerField()
+    payload_hash = models.CharField(max_length=64)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "actions"
+        indexes = [
+            models.Index(fields=["member", "type", "business_date"], name="actions_member_day"),
+            models.Index(fields=["member", "type", "ref"], name="actions_member_ref"),
+        ]
+
+
+class LedgerEntry(models.Model):
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    ledger = models.CharField(max_length=6, choices=LEDGERS)
+    delta = models.BigIntegerField()
+    source = models.CharField(max_length=16, choices=SOURCES)
+    reference = models.CharField(max_length=128)
+    idempotency_key = models.CharField(max_length=160, unique=True)
+    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT)
+    ruleset_version = models.IntegerField(null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    business_date = models.DateField()
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "ledger_entries"
+        verbose_name_plural = "ledger entries"
+        indexes = [
+            models.Index(fields=["member", "ledger", "business_date"], name="entries_member_day"),
+            models.Index(fields=["member", "ledger", "id"], name="entries_member_ledger"),
+        ]
+
+
+class PointsLot(models.Model):
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    key = models.CharField(max_length=160, unique=True, help_text="The idempotency key of the award.")
+    source = models.CharField(max_length=16, choices=SOURCES)
+    reference = models.CharField(max_length=128)
+    points = models.BigIntegerField()
+    remaining = models.BigIntegerField()
+    earned_at = models.DateTimeField()
+    available_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "points_lots"
+        indexes = [models.Index(fields=["member", "remaining"], name="lots_member_live")]
+
+
+class PointsDebt(models.Model):
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    key = models.CharField(max_length=160, unique=True)
+    reference = models.CharField(max_length=128)
+    amount = models.BigIntegerField()
+    remaining = models.BigIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "points_debts"
+        indexes = [models.Index(fields=["member", "remaining"], name="debts_member_open")]
+
+
+class TierChange(models.Model):
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    key = models.CharField(max_length=160, unique=True)
+    from_tier = models.CharField(max_length=32)
+    to_tier = models.CharField(max_length=32)
+    reason = models.CharField(max_length=16)
+    changed_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    ruleset_version = models.IntegerField()
+
+    class Meta:
+        db_table = "tier_changes"
+        indexes = [models.Index(fields=["member", "changed_at"], name="tier_changes_member")]
+
+
+class Adjustment(models.Model):
+    adjustment_id = models.CharField(max_length=64, unique=True)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT)
+    ledger = models.CharField(max_length=6, choices=LEDGERS)
+    delta = models.BigIntegerField()
+    reason = models.TextField()
+    actor = models.CharField(max_length=100)
+    payload_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "adjustments"
+
+
+class Redemption(models.Model):
+    redemption_id = models.CharField(max_length=64, unique=True)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT)
+    points = models.BigIntegerField()
+    note = models.CharField(max_length=200, blank=True)
+    payload_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "redemptions"
