@@ -21,12 +21,25 @@ def _setup_django() -> None:
     django.setup()
 
 
+def _use_demo_database() -> None:
+    """The demo builds its own SQLite file under ./var/ afresh, unless a database is named."""
+    if "LOYALTY_DATABASE_URL" in os.environ:
+        return
+    path = Path("var") / "demo.sqlite3"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    os.environ["LOYALTY_DATABASE_URL"] = f"sqlite:///{path.resolve()}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    if args.run is cmd_demo:
+        _use_demo_database()
     _setup_django()
     try:
         return int(args.run(args) or 0)
@@ -127,28 +140,28 @@ def cmd_ruleset_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_ruleset_show(args: argparse.Namespace) -> int:
-    from loyalty import reports
+    from loyalty import console
 
-    print(reports.ruleset_text(args.version))
+    print(console.ruleset_text(args.version))
     return 0
 
 
 def cmd_member_show(args: argparse.Namespace) -> int:
-    from loyalty import reports
+    from loyalty import console
 
-    reports.print_member(args.external_id)
+    console.print_member(args.external_id)
     return 0
 
 
 def cmd_import_orders(args: argparse.Namespace) -> int:
-    from loyalty import reports
+    from loyalty import console
     from loyalty.services.imports import parse_rows
 
     path = Path(args.file)
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         events = parse_rows((index + 2, row) for index, row in enumerate(reader))
-    reports.run_import(events)
+    console.run_import(events)
     return 0
 
 

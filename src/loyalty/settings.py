@@ -13,7 +13,7 @@ DEFAULT_SQLITE = BASE_DIR / "var" / "loyalty.sqlite3"
 
 
 def database_from_url(url: str) -> dict[str, Any]:
-    config: dict[str, Any] = dj_database_url.parse(url, conn_max_age=0)
+    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMPORTANT: IMMEDIATE transactions take the write lock at BEGIN, so two writers never
         # deadlock upgrading a read lock; WAL lets readers run beside the one writer.

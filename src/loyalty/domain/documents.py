@@ -27,7 +27,7 @@ _ExactLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
 
 def from_yaml(text: str) -> dict[str, Any]:
     try:
-        document = yaml.load(text, Loader=_ExactLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=_ExactLoader)
     except (yaml.YAMLError, ArithmeticError) as error:
         raise RulesetInvalid([f"$: not valid YAML: {error}"]) from error
     if not isinstance(document, dict):

@@ -65,7 +65,7 @@ class OrderEvent:
         return {
             "order_id": self.order_id, "member": self.member, "paid_at": iso(self.paid_at),
             "amount_fen": self.amount_fen,
-            "items": [[sku, line.category, line.amount_fen] for sku, line in zip(self.skus, self.lines)],
+            "items": [[sku, line.category, line.amount_fen] for sku, line in zip(self.skus, self.lines, strict=True)],
         }
 
 

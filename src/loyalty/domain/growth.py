@@ -69,8 +69,9 @@ def growth_to_reverse(awarded: OrderGrowth, paid_fen: int, refunded_before_fen: 
     def taken_back(refunded_fen: int) -> int:
         base = proportion_floor(awarded.base, refunded_fen, paid_fen)
         kept_fen = paid_fen - refunded_fen
-        below_bonus = bonus_min_fen is None or kept_fen < bonus_min_fen
-        bonus = awarded.bonus if awarded.bonus and below_bonus else 0
+        # A full refund keeps nothing, so it takes the bonus back even when the threshold is 0.
+        below_bonus = kept_fen <= 0 or (bonus_min_fen is not None and kept_fen < bonus_min_fen)
+        bonus = awarded.bonus if refunded_fen > 0 and below_bonus else 0
         return base + bonus
 
     return taken_back(refunded_before_fen + refund_fen) - taken_back(refunded_before_fen)

@@ -16,7 +16,7 @@ MAX_AMOUNT_FEN = 100_000_000_00  # ¥100,000,000: larger amounts are a client mi
 
 def parse_yuan(value: object, *, field: str = "amount", allow_zero: bool = False) -> int:
     """Parse a yuan amount ("123.45", 123, Decimal) into fen. Refuses floats and sub-fen digits."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise InvalidInput("amount must be a decimal string such as \"123.45\", not a float", field=field)
     try:
         yuan = Decimal(str(value).strip()) if isinstance(value, (str, int, Decimal)) else None
@@ -24,6 +24,11 @@ def parse_yuan(value: object, *, field: str = "amount", allow_zero: bool = False
         yuan = None
     if yuan is None or not yuan.is_finite():
         raise InvalidInput(f"not a decimal amount: {value!r}", field=field)
+    # IMPORTANT: judge the sign and size before scaling: "1e999999999" × 100 overflows the context.
+    if yuan < 0:
+        raise InvalidInput(f"amount must be positive: {value!r}", field=field)
+    if yuan > MAX_AMOUNT_FEN // FEN_PER_YUAN:
+        raise InvalidInput(f"amount is implausibly large: {value!r}", field=field)
     fen = yuan * FEN_PER_YUAN
     if fen != fen.to_integral_value():
         raise InvalidInput(f"more than two decimal places: {value!r}", field=field)

@@ -58,7 +58,7 @@ def month_start(moment: datetime, zone: ZoneInfo) -> datetime:
 
 def month_starts_between(after: datetime, until: datetime, zone: ZoneInfo) -> list[datetime]:
     """Every local month start in (after, until]: what a monthly job owes after downtime."""
-    starts = []
+    starts: list[datetime] = []
     current = month_start(after, zone)
     while True:
         current = start_of_day(add_months(current.date(), 1), zone)

@@ -64,7 +64,7 @@ class Score:
 
 @dataclass(frozen=True)
 class Evaluation:
-    window: Window = Window()
+    window: Window = field(default_factory=Window)
     immediate_upgrade: bool = False
     validity_months: int = 12
     on_expiry: str = "recompute"
@@ -157,6 +157,7 @@ def parse_ruleset(document: Mapping[str, Any]) -> Ruleset:
     score = _score(r, document.get("score"))
     tiers = _tiers(r, document.get("tiers"), score_enabled=score is not None)
     risk = r.mapping(document.get("risk", {}), "risk")
+    r.only(risk, "risk", {"daily_growth_cap"})
     ruleset = Ruleset(
         name=str(document.get("name", "unnamed")),
         timezone=zone,
@@ -195,6 +196,14 @@ class _Reader:
             return {}
         return value
 
+    def sequence(self, value: object, path: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(path, "must be a list")
+            return []
+        return value
+
     def only(self, value: Mapping[str, Any], path: str, allowed: set[str]) -> None:
         for key in value:
             if key not in allowed:
@@ -211,6 +220,7 @@ class _Reader:
             return Decimal(0)
         if not number.is_finite() or number < minimum:
             self.fail(path, f"must be a number >= {minimum}, got {value!r}")
+            return Decimal(0) if not number.is_finite() else number  # NaN cannot be compared later
         return number
 
     def integer(self, value: object, path: str, *, minimum: int = 0) -> int:
@@ -219,8 +229,18 @@ class _Reader:
             return minimum
         return value
 
+    def boolean(self, value: object, path: str) -> bool:
+        # bool("false") is True: a JSON string must not switch a setting on.
+        if not isinstance(value, bool):
+            self.fail(path, f"expected true or false, got {value!r}")
+            return False
+        return value
+
     def fen(self, value: object, path: str) -> int:
         yuan = self.decimal(value, path)
+        if yuan > 10**10:  # "1e999999999" would overflow the decimal context when scaled to fen
+            self.fail(path, f"amount is implausibly large: {value!r}")
+            return 0
         fen = yuan * 100
         if fen != fen.to_integral_value():
             self.fail(path, f"more than two decimal places: {value!r}")
@@ -235,7 +255,7 @@ class _Reader:
     def timezone(self, value: object, path: str) -> ZoneInfo:
         try:
             return ZoneInfo(str(value))
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a directory of zones
             self.fail(path, f"unknown timezone {value!r}")
             return ZoneInfo("UTC")
 
@@ -298,7 +318,7 @@ def _evaluation(r: _Reader, raw: object) -> Evaluation:
         r.fail("evaluation.schedule", "only 'monthly' (the 1st at 00:00) is supported")
     return Evaluation(
         window=Window(kind, months),
-        immediate_upgrade=bool(raw.get("immediate_upgrade", False)),
+        immediate_upgrade=r.boolean(raw.get("immediate_upgrade", False), "evaluation.immediate_upgrade"),
         validity_months=r.integer(raw.get("validity_months", 12), "evaluation.validity_months", minimum=1),
         on_expiry=r.choice(raw.get("on_expiry", "recompute"), "evaluation.on_expiry", DOWNGRADE_POLICIES),
     )
@@ -380,12 +400,13 @@ def _benefits(r: _Reader, raw: object, tier_codes: set[str]) -> Mapping[str, Tie
         item = r.mapping(item, path)
         r.only(item, path, {"monthly_coupons", "free_delivery_per_month", "discount", "flags"})
         coupons = []
-        for i, c in enumerate(item.get("monthly_coupons") or []):
+        for i, c in enumerate(r.sequence(item.get("monthly_coupons"), f"{path}.monthly_coupons")):
             c = r.mapping(c, f"{path}.monthly_coupons[{i}]")
+            r.only(c, f"{path}.monthly_coupons[{i}]", {"value", "count"})
             coupons.append(CouponGrant(r.fen(c.get("value"), f"{path}.monthly_coupons[{i}].value"),
                                        r.integer(c.get("count", 1), f"{path}.monthly_coupons[{i}].count", minimum=1)))
         delivery = item.get("free_delivery_per_month", 0)
-        flags = item.get("flags") or []
+        flags = r.sequence(item.get("flags"), f"{path}.flags")
         for flag in flags:
             if flag not in BENEFIT_FLAGS:
                 r.fail(f"{path}.flags", f"unknown benefit {flag!r}")
@@ -397,7 +418,7 @@ def _benefits(r: _Reader, raw: object, tier_codes: set[str]) -> Mapping[str, Tie
             free_delivery_per_month=None if delivery == "unlimited"
             else r.integer(delivery, f"{path}.free_delivery_per_month"),
             discount=discount,
-            flags=frozenset(flags),
+            flags=frozenset(str(flag) for flag in flags),
         )
     return benefits
 
@@ -406,6 +427,7 @@ def _member_day(r: _Reader, raw: object) -> tuple[str, Decimal] | None:
     if raw is None:
         return None
     raw = r.mapping(raw, "member_day")
+    r.only(raw, "member_day", {"weekday", "discount"})
     weekday = r.choice(raw.get("weekday"), "member_day.weekday", WEEKDAYS)
     discount = r.decimal(raw.get("discount"), "member_day.discount")
     if discount >= 1:

@@ -130,9 +130,12 @@ def next_tier(ruleset: Ruleset, code: str) -> Tier | None:
 
 
 def gaps(tier: Tier, facts: Facts, ruleset: Ruleset) -> list[Gap]:
-    """Comparisons in `tier`'s condition that the facts do not meet (for progress bars)."""
+    """Comparisons in `tier`'s condition that the facts do not meet (for progress bars);
+    none when the condition already holds, e.g. through another branch of an `any`."""
     window = ruleset.evaluation.window
     found: list[Gap] = []
+    if tier.when is None or holds(tier.when, facts, window):
+        return found
 
     def walk(node: object) -> None:
         if isinstance(node, Comparison):

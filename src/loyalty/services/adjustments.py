@@ -15,7 +15,15 @@ from loyalty.domain.errors import InvalidInput, NotFound, Refused
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import draw, lot_expires_at
 from loyalty.services import rulesets
-from loyalty.services.ledger import Book, Posting, check_replay, live_lots, lock_members, payload_hash, take_from_lots
+from loyalty.services.ledger import (
+    Book,
+    Posting,
+    check_replay,
+    live_lots,
+    lock_members,
+    payload_hash,
+    take_from_lots,
+)
 from loyalty.store.models import Adjustment
 
 

@@ -44,9 +44,20 @@ class ImportSummary:
     points: int = 0
 
 
+@dataclass
+class _Draft:
+    """The lines of one order as read, before the order is parsed."""
+
+    line: int
+    member: str
+    paid_at: str
+    items: list[dict[str, str | None]]
+    amount_fen: int = 0
+
+
 def parse_rows(rows: Iterable[tuple[int, Mapping[str, str]]]) -> list[tuple[int, OrderEvent]]:
     """Group lines into orders and validate each; raises ImportRefused at the first bad line."""
-    grouped: dict[str, tuple[int, dict[str, object]]] = {}
+    drafts: dict[str, _Draft] = {}
     for line, row in rows:
         missing = [c for c in REQUIRED if not (row.get(c) or "").strip()]
         if missing:
@@ -55,20 +66,21 @@ def parse_rows(rows: Iterable[tuple[int, Mapping[str, str]]]) -> list[tuple[int,
             amount_fen = parse_yuan(row["amount"], field="amount")
         except LoyaltyError as error:
             raise ImportRefused(line, error) from error
-        item = {"sku": row.get("sku") or None, "category": row.get("category") or "", "amount": format_fen(amount_fen)}
-        first_line, order = grouped.setdefault(row["order_id"].strip(), (line, {
-            "order_id": row["order_id"], "member": row["member"], "paid_at": row["paid_at"], "items": [], "amount": 0}))
-        if (order["member"], order["paid_at"]) != (row["member"], row["paid_at"]):
+        draft = drafts.setdefault(row["order_id"].strip(), _Draft(line, row["member"], row["paid_at"], []))
+        if (draft.member, draft.paid_at) != (row["member"], row["paid_at"]):
             raise ImportRefused(line, InvalidInput("lines of one order must share member and paid_at",
                                                    field="order_id"))
-        order["items"].append(item)  # type: ignore[union-attr]
-        order["amount"] = format_fen(parse_yuan(order["amount"], field="amount", allow_zero=True) + amount_fen)
+        draft.items.append({"sku": row.get("sku") or None, "category": row.get("category") or "",
+                            "amount": format_fen(amount_fen)})
+        draft.amount_fen += amount_fen
     events = []
-    for first_line, order in grouped.values():
+    for order_id, draft in drafts.items():
+        raw = {"order_id": order_id, "member": draft.member, "paid_at": draft.paid_at,
+               "amount": format_fen(draft.amount_fen), "items": draft.items}
         try:
-            events.append((first_line, parse_order(order)))
+            events.append((draft.line, parse_order(raw)))
         except LoyaltyError as error:
-            raise ImportRefused(first_line, error) from error
+            raise ImportRefused(draft.line, error) from error
     events.sort(key=lambda pair: (pair[1].paid_at, pair[0]))
     return events
 
@@ -81,7 +93,7 @@ def import_orders(events: list[tuple[int, OrderEvent]], *, clock: Clock = system
         summary.members_registered = _register_missing(events, clock)
         for start in range(0, len(events), BATCH):
             batch = events[start:start + BATCH]
-            for (line, _), result in zip(batch, record_orders([e for _, e in batch], clock=clock)):
+            for (line, _), result in zip(batch, record_orders([e for _, e in batch], clock=clock), strict=True):
                 if isinstance(result, LoyaltyError):
                     raise ImportRefused(line, result)
                 summary.replayed += result.replayed

@@ -9,12 +9,17 @@ from datetime import date, datetime
 from django.db import IntegrityError, transaction
 
 from loyalty.clock import Clock, system_clock
+from loyalty.domain.conditions import Facts
 from loyalty.domain.errors import InvalidInput, NotFound
 from loyalty.domain.events import ID_MAX
+from loyalty.domain.points import spendable_balance
+from loyalty.domain.rules import Tier
+from loyalty.domain.tiers import Gap, gaps, next_tier, with_score
 from loyalty.services import rulesets
-from loyalty.services.ledger import check_replay, payload_hash
+from loyalty.services.ledger import check_replay, live_lots, payload_hash
+from loyalty.services.tiers import window_facts
 from loyalty.store.bulk import insert_rows
-from loyalty.store.models import Member
+from loyalty.store.models import LedgerEntry, Member
 
 
 def _check_external_id(external_id: str) -> None:
@@ -52,8 +57,10 @@ def register_member(external_id: str, *, birthday: date | None = None, clock: Cl
     return Registration(member, created=True)
 
 
-def register_many(first_seen: Mapping[str, datetime], *, clock: Clock = system_clock) -> int:
+def register_many(first_seen: Mapping[str, datetime], *, birthdays: Mapping[str, date] | None = None,
+                  clock: Clock = system_clock) -> int:
     """Register, set-based, every external id not yet known, as of the given time; returns how many."""
+    birthdays = birthdays or {}
     ids = list(first_seen)
     known: set[str] = set()
     for start in range(0, len(ids), 5000):
@@ -65,8 +72,9 @@ def register_many(first_seen: Mapping[str, datetime], *, clock: Clock = system_c
             continue
         _check_external_id(external_id)
         base = rulesets.in_force(at).ruleset.base_tier.code
-        rows.append((external_id, base, at, at, _registration_hash(external_id, None)))
-    insert_rows(Member, ("external_id", "tier", "tier_reached_at", "registered_at", "payload_hash"), rows)
+        birthday = birthdays.get(external_id)
+        rows.append((external_id, base, at, at, birthday, _registration_hash(external_id, birthday)))
+    insert_rows(Member, ("external_id", "tier", "tier_reached_at", "registered_at", "birthday", "payload_hash"), rows)
     return len(rows)
 
 
@@ -87,3 +95,44 @@ def invite(external_id: str) -> Member:
             member.invited = True
             member.save(update_fields=["invited"])
     return member
+
+
+@dataclass(frozen=True)
+class EntryView:
+    ledger: str
+    delta: int
+    source: str
+    reference: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """What a member (or an operator) sees: tier, balances, progress to the next tier."""
+
+    external_id: str
+    tier: Tier
+    tier_expires_at: datetime | None
+    growth_balance: int
+    points_balance: int
+    points_spendable: int
+    points_debt: int
+    next_tier: Tier | None
+    gaps: list[Gap]
+    recent: list[EntryView]
+
+
+def member_status(external_id: str, *, clock: Clock = system_clock, entries: int = 10) -> MemberStatus:
+    member = get_member(external_id)
+    now = clock.now()
+    ruleset = rulesets.in_force(now).ruleset
+    facts = Facts(window_facts(ruleset, now, [member.id]).get(member.id, {}), {"invited": member.invited})
+    facts = with_score(facts, ruleset)
+    upcoming = next_tier(ruleset, member.tier)
+    recent = LedgerEntry.objects.filter(member_id=member.id).order_by("-occurred_at", "-id")[:entries]
+    return MemberStatus(
+        external_id=member.external_id, tier=ruleset.tier(member.tier), tier_expires_at=member.tier_expires_at,
+        growth_balance=member.growth_balance, points_balance=member.points_balance,
+        points_spendable=spendable_balance(live_lots(member.id, now), now), points_debt=member.points_debt,
+        next_tier=upcoming, gaps=gaps(upcoming, facts, ruleset) if upcoming else [],
+        recent=[EntryView(e.ledger, e.delta, e.source, e.reference, e.occurred_at) for e in recent])

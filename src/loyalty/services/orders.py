@@ -19,8 +19,8 @@ from loyalty.domain.errors import LoyaltyError, NotFound
 from loyalty.domain.events import OrderEvent
 from loyalty.domain.growth import OrderGrowth, apply_daily_cap, order_growth
 from loyalty.domain.periods import local_date
-from loyalty.domain.rules import Ruleset
 from loyalty.domain.points import lot_available_at, lot_expires_at, order_points
+from loyalty.domain.rules import Ruleset
 from loyalty.services import rulesets
 from loyalty.services.ledger import Book, Posting, check_replay, lock_members, payload_hash
 from loyalty.store.bulk import insert_rows
@@ -72,6 +72,7 @@ class _Batch:
     def load(self, events: Sequence[OrderEvent]) -> None:
         """Lock the batch's members and find the orders already recorded (replays)."""
         self.members = lock_members(sorted({event.member for event in events}))
+        self.rules = rulesets.rulebook()
         rows = Order.objects.filter(order_id__in=[event.order_id for event in events]).values_list(
             "order_id", "payload_hash", "member__external_id", "growth_base", "growth_bonus", "points",
             "ruleset_version")
@@ -93,7 +94,7 @@ class _Batch:
         if member is None:
             raise NotFound(f"unknown member {event.member!r}; register the member first",
                            field="member", code="unknown_member")
-        active = rulesets.in_force(event.paid_at)
+        active = self.rules.in_force(event.paid_at)
         rules, zone = active.ruleset, active.ruleset.timezone
         day = local_date(event.paid_at, zone)
         earned = order_growth(event.lines, event.amount_fen, event.paid_at, rules.growth, zone)
@@ -105,7 +106,7 @@ class _Batch:
         self.orders.append((event.order_id, member.id, event.paid_at, day, event.amount_fen, awarded.base,
                             awarded.bonus, points, active.version, digest, self.now))
         self.items.extend((event.order_id, member.id, sku, line.category or "", line.amount_fen)
-                          for sku, line in zip(event.skus, event.lines))
+                          for sku, line in zip(event.skus, event.lines, strict=True))
         return OrderOutcome(event.order_id, member.external_id, awarded.total, points, active.version)
 
     def _cap(self, member_id: int, day: date, earned: OrderGrowth, cap: int | None) -> OrderGrowth:

@@ -10,14 +10,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.errors import InvalidInput, NotFound, Refused
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import draw
 from loyalty.services import rulesets
-from loyalty.services.ledger import Book, Posting, check_replay, live_lots, lock_members, payload_hash, take_from_lots
+from loyalty.services.ledger import (
+    Book,
+    Posting,
+    check_replay,
+    live_lots,
+    lock_members,
+    payload_hash,
+    take_from_lots,
+)
 from loyalty.store.models import PointsLot, Redemption
 
 
@@ -80,6 +87,6 @@ def _expire(lots: list[PointsLot], as_of: datetime, clock: Clock) -> int:
         posting = Posting("expiry", lot.key, f"expiry:{lot.key}", active.version, lot.expires_at,
                           local_date(lot.expires_at, active.ruleset.timezone))
         book.post(lot.member_id, "points", -lot.remaining, posting)
-        PointsLot.objects.filter(id=lot.id).update(remaining=F("remaining") - lot.remaining)
+    PointsLot.objects.filter(id__in=[lot.id for lot in lots]).update(remaining=0)  # rows locked above
     book.flush()
     return sum(lot.remaining for lot in lots)

@@ -18,7 +18,14 @@ from loyalty.domain.growth import OrderGrowth, growth_to_reverse
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import clawback, points_to_reverse
 from loyalty.services import rulesets
-from loyalty.services.ledger import Book, Posting, check_replay, live_lots, payload_hash, take_from_lots
+from loyalty.services.ledger import (
+    Book,
+    Posting,
+    check_replay,
+    live_lots,
+    payload_hash,
+    take_from_lots,
+)
 from loyalty.store.models import LedgerEntry, Member, Order, PointsDebt, PointsLot, Refund
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.documents import from_json, from_yaml, to_json
@@ -74,36 +73,52 @@ def publish(document: dict[str, Any], *, effective_from: datetime, actor: str, r
             published_by=actor, reason=reason)
 
 
-_cache: dict[tuple[tuple[int, str, datetime], ...], list[ActiveRuleset]] = {}
+class Rulebook:
+    """Every published version, parsed; one lookup per transaction instead of one per event."""
+
+    def __init__(self, versions: list[ActiveRuleset]):
+        self.versions = versions
+        self._starts = [v.effective_from for v in versions]
+
+    def in_force(self, as_of: datetime) -> ActiveRuleset:
+        """The version whose effective_from is the latest at or before `as_of`."""
+        index = bisect_right(self._starts, as_of)
+        if index == 0:
+            raise NotFound(f"no ruleset is in force at {as_of.isoformat()}; publish one first",
+                           code="no_ruleset_in_force")
+        return self.versions[index - 1]
+
+    def by_version(self, version: int) -> ActiveRuleset:
+        for active in self.versions:
+            if active.version == version:
+                return active
+        raise NotFound(f"unknown ruleset version {version}", code="unknown_ruleset_version")
 
 
-def _versions() -> list[ActiveRuleset]:
+_cache: dict[tuple[tuple[int, str, datetime], ...], Rulebook] = {}
+
+
+def rulebook() -> Rulebook:
+    """The published versions, re-parsed only when the set of versions changed."""
     stamp = tuple(RulesetVersion.objects.order_by("effective_from", "version")
                   .values_list("version", "checksum", "effective_from"))
     if stamp not in _cache:
         documents = dict(RulesetVersion.objects.values_list("version", "document"))
         _cache.clear()
-        _cache[stamp] = [ActiveRuleset(v, parse_ruleset(from_json(documents[v])), start) for v, _, start in stamp]
+        _cache[stamp] = Rulebook([ActiveRuleset(v, parse_ruleset(from_json(documents[v])), start)
+                                  for v, _, start in stamp])
     return _cache[stamp]
 
 
 def in_force(as_of: datetime) -> ActiveRuleset:
-    """The version whose effective_from is the latest at or before `as_of`."""
-    versions = _versions()
-    index = bisect_right([v.effective_from for v in versions], as_of)
-    if index == 0:
-        raise NotFound(f"no ruleset is in force at {as_of.isoformat()}; publish one first",
-                       code="no_ruleset_in_force")
-    return versions[index - 1]
+    return rulebook().in_force(as_of)
 
 
 def by_version(version: int) -> ActiveRuleset:
-    for active in _versions():
-        if active.version == version:
-            return active
-    raise NotFound(f"unknown ruleset version {version}", code="unknown_ruleset_version")
+    return rulebook().by_version(version)
 
 
-def latest_version() -> int | None:
-    value = RulesetVersion.objects.aggregate(latest=Max("version"))["latest"]
-    return int(value) if value is not None else None
+def stored(version: int | None = None) -> RulesetVersion | None:
+    """A stored version (default: the latest published)."""
+    query = RulesetVersion.objects.order_by("-version")
+    return query.filter(version=version).first() if version else query.first()

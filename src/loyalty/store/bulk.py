@@ -15,6 +15,16 @@ from django.db import connection, models
 Row = Sequence[Any]
 
 
+def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    return connection.ops.quote_name(_field(model, name).column)
+
+
 def _adapter(field: models.Field[Any, Any]) -> Callable[[Any], Any] | None:
     ops = connection.ops
     if isinstance(field, models.DateTimeField):
@@ -30,7 +40,7 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
     if not rows:
         return 0
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns = [_field(model, name) for name in fields]
     # Fields left out take their model default, as the ORM would give them.
     defaulted = [f for f in meta.concrete_fields if f.has_default() and f.name not in fields]
     defaults = tuple(f.get_default() for f in defaulted)
@@ -39,7 +49,7 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
     if any(adapters) or defaults:
         rows = [
             tuple(adapt(value) if adapt and value is not None else value
-                  for adapt, value in zip(adapters, (*row, *defaults)))
+                  for adapt, value in zip(adapters, (*row, *defaults), strict=True))
             for row in rows
         ]
     names = ", ".join(connection.ops.quote_name(field.column) for field in columns)
@@ -57,7 +67,7 @@ def add_to_columns(model: type[models.Model], fields: Sequence[str], rows: Itera
         return
     meta = model._meta
     quote = connection.ops.quote_name
-    sets = ", ".join(f"{quote(meta.get_field(f).column)} = {quote(meta.get_field(f).column)} + %s" for f in fields)
+    sets = ", ".join(f"{_column(model, f)} = {_column(model, f)} + %s" for f in fields)
     with connection.cursor() as cursor:
         cursor.executemany(f"UPDATE {quote(meta.db_table)} SET {sets} WHERE id = %s", rows)
 
@@ -69,10 +79,11 @@ def update_rows(model: type[models.Model], fields: Sequence[str], where: Sequenc
         return
     meta = model._meta
     quote = connection.ops.quote_name
-    columns = [meta.get_field(name) for name in (*fields, *where)]
+    columns = [_field(model, name) for name in (*fields, *where)]
     adapters = [_adapter(field) for field in columns]
-    rows = [tuple(adapt(v) if adapt and v is not None else v for adapt, v in zip(adapters, row)) for row in rows]
-    sets = ", ".join(f"{quote(meta.get_field(f).column)} = %s" for f in fields)
-    conditions = " AND ".join(f"{quote(meta.get_field(w).column)} = %s" for w in where)
+    rows = [tuple(adapt(v) if adapt and v is not None else v for adapt, v in zip(adapters, row, strict=True))
+            for row in rows]
+    sets = ", ".join(f"{_column(model, f)} = %s" for f in fields)
+    conditions = " AND ".join(f"{_column(model, w)} = %s" for w in where)
     with connection.cursor() as cursor:
         cursor.executemany(f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {conditions}", rows)

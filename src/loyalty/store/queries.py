@@ -59,7 +59,8 @@ def interactions(start: datetime | None, end: datetime, member_ids: Sequence[int
 def active_days(start: datetime | None, end: datetime, member_ids: Sequence[int] | None = None) -> dict[int, int]:
     """Distinct local days with an order or an action."""
     def days(qs: QuerySet[Any], field: str) -> tuple[str, list[Any]]:
-        sql, params = qs.filter(_window(field, start, end, member_ids)).values("member_id", "business_date").query.sql_with_params()
+        query = qs.filter(_window(field, start, end, member_ids)).values("member_id", "business_date").query
+        sql, params = query.sql_with_params()
         return sql, list(params)
 
     orders_sql, orders_params = days(Order.objects.all(), "paid_at")

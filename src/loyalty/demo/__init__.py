@@ -1,0 +1,1 @@
+"""`loyalty demo`: the engine run over real purchase data (CDNOW) or a synthetic shop."""

@@ -1,0 +1,157 @@
+"""Run the whole engine month by month over a purchase history, then print what it did."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import datetime
+from time import perf_counter
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from loyalty.clock import FixedClock
+from loyalty.demo.sources import SHANGHAI, Purchase, cdnow_purchases, synthetic_purchases
+from loyalty.demo.story import Event, birthdays, side_events
+from loyalty.domain.errors import LoyaltyError
+from loyalty.domain.events import ActionEvent, OrderEvent, RefundEvent
+from loyalty.domain.growth import Line
+from loyalty.domain.money import format_fen
+from loyalty.domain.periods import add_months, local_date, start_of_day
+from loyalty.services import members, orders, points, refunds, reports, rulesets, tiers
+from loyalty.services.actions import record_actions
+from loyalty.store.setup import migrate
+
+BATCH = 1000
+
+
+def run_demo(*, synthetic: int | None = None, seed: int = 7, console: Console | None = None) -> None:
+    console = console or Console()
+    rng = random.Random(seed)
+    started = perf_counter()
+    migrate()
+    if synthetic:
+        purchases, skipped, source = synthetic_purchases(synthetic, rng), 0, f"a synthetic shop of {synthetic} members"
+    else:
+        purchases, skipped = cdnow_purchases(rng)
+        source = "CDNOW (23,570 customers, 1997-01 to 1998-06)"
+    purchases.sort(key=lambda p: (p.paid_at, p.order_id))
+    first = purchases[0].paid_at
+    rulesets.publish(rulesets.preset_document("default"), actor="demo", reason="demo",
+                     effective_from=start_of_day(local_date(first, SHANGHAI).replace(day=1), SHANGHAI))
+    console.print(f"[bold]loyalty demo[/] on {source}: {len(purchases):,} orders"
+                  + (f" ({skipped} ¥0 purchases skipped)" if skipped else ""))
+    _register(purchases, rng)
+    monthly = _replay(purchases, side_events(purchases, rng), console)
+    _print_results(console, monthly)
+    console.print(f"done in {perf_counter() - started:.1f} s")
+
+
+def _register(purchases: list[Purchase], rng: random.Random) -> None:
+    first_seen: dict[str, datetime] = {}
+    for p in purchases:
+        first_seen.setdefault(p.member, p.paid_at)
+    members.register_many(first_seen, birthdays=birthdays(sorted(first_seen), rng))
+
+
+def _months(purchases: list[Purchase]) -> list[datetime]:
+    day = local_date(purchases[0].paid_at, SHANGHAI).replace(day=1)
+    last = local_date(purchases[-1].paid_at, SHANGHAI)
+    starts = []
+    while day <= last:
+        starts.append(start_of_day(day, SHANGHAI))
+        day = add_months(day, 1)
+    return starts
+
+
+def _replay(purchases: list[Purchase], events: list[Event], console: Console) -> list[tuple[str, dict[str, int]]]:
+    clock = FixedClock(purchases[0].paid_at)
+    by_month_orders, by_month_events = defaultdict(list), defaultdict(list)
+    for p in purchases:
+        by_month_orders[local_date(p.paid_at, SHANGHAI).replace(day=1)].append(p)
+    for e in events:
+        by_month_events[local_date(e.at, SHANGHAI).replace(day=1)].append(e)
+    monthly = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        months = _months(purchases)
+        task = progress.add_task("replaying months", total=len(months))
+        for start in months:
+            day = start.date()
+            _record_orders(by_month_orders[day], clock)
+            _record_events(by_month_events[day], clock)
+            next_start = start_of_day(add_months(day, 1), SHANGHAI)
+            clock.at = next_start
+            summary = tiers.evaluate_tiers(next_start, clock=clock)
+            points.expire_points(next_start, clock=clock)
+            monthly.append((next_start.strftime("%Y-%m-%d"), dict(summary.tiers)))
+            progress.advance(task)
+    return monthly
+
+
+def _record_orders(batch: list[Purchase], clock: FixedClock) -> None:
+    for start in range(0, len(batch), BATCH):
+        chunk = batch[start:start + BATCH]
+        clock.at = chunk[-1].paid_at
+        events = [OrderEvent(p.order_id, p.member, p.paid_at, p.amount_fen,
+                             tuple(Line(category, fen) for _, category, fen in p.lines),
+                             tuple(sku for sku, _, _ in p.lines)) for p in chunk]
+        for result in orders.record_orders(events, clock=clock):
+            if isinstance(result, LoyaltyError):
+                raise result
+
+
+def _record_events(events: list[Event], clock: FixedClock) -> None:
+    """The month's actions in batches, then refunds and redemptions one by one in time order.
+
+    Actions carry no points in the default ruleset, so recording them ahead of the month's
+    refunds and redemptions changes no balance a refund or redemption looks at."""
+    actions = [ActionEvent(e.event_id, e.member, e.kind, e.at, e.ref) for e in events
+               if e.kind in ("check_in", "review", "share")]
+    for start in range(0, len(actions), BATCH):
+        chunk = actions[start:start + BATCH]
+        clock.at = chunk[-1].at
+        for result in record_actions(chunk, clock=clock):
+            if isinstance(result, LoyaltyError):
+                raise result
+    for event in events:
+        clock.at = event.at
+        try:
+            if event.kind == "refund":
+                refunds.record_refund(RefundEvent(event.event_id, event.ref, event.amount_fen, event.at), clock=clock)
+            elif event.kind == "redeem":
+                points.redeem_points(event.member, event.amount_fen, redemption_id=event.event_id, clock=clock)
+        except LoyaltyError as error:
+            if error.code != "insufficient_points":  # a member without enough points simply cannot redeem
+                raise
+
+
+def _print_results(console: Console, monthly: list[tuple[str, dict[str, int]]]) -> None:
+    codes = [tier.code for tier in rulesets.in_force(datetime.max.replace(tzinfo=SHANGHAI)).ruleset.tiers]
+    table = Table(title="Tier distribution at each month start (members)")
+    table.add_column("as of")
+    for code in codes:
+        table.add_column(code, justify="right")
+    for as_of, counts in monthly:
+        table.add_row(as_of, *(f"{counts.get(code, 0):,}" for code in codes))
+    console.print(table)
+
+    issued = Table(title="Growth and points by source")
+    for name in ("ledger", "source", "entries", "total"):
+        issued.add_column(name, justify="right" if name in ("entries", "total") else "left")
+    for ledger, source, n, total in reports.issued_by_source():
+        issued.add_row(ledger, source, f"{n:,}", f"{total:,}")
+    console.print(issued)
+
+    r = reports.refund_totals()
+    refunds_table = Table(title="Refunds reversed")
+    for name in ("refunds", "amount (¥)", "growth reversed", "points reversed", "points debt", "written off"):
+        refunds_table.add_column(name, justify="right")
+    refunds_table.add_row(f"{r.refunds:,}", format_fen(r.amount_fen), f"{r.growth_reversed:,}",
+                          f"{r.points_reversed:,}", f"{r.points_debt_created:,}", f"{r.points_written_off:,}")
+    console.print(refunds_table)
+
+    repeat = reports.repeat_purchase()
+    console.print(f"Repeat-purchase rate: {repeat.rate_percent}% "
+                  f"({repeat.repeat_buyers:,} of {repeat.buyers:,} buyers kept two or more orders)")
