@@ -42,10 +42,10 @@ def main(argv: list[str]) -> int:
         return 2
     start = time.perf_counter()
     results = [result for name in names if (result := run(name)) is not None]
-    print(f"{'benchmark':<14}{'figure':>14}{'baseline':>14}{'ratio':>8}  target")
+    print(f"{'benchmark':<14}{'figure':>20}{'baseline':>20}{'ratio':>8}  target")
     for r in results:
-        print(f"{r['bench']:<14}{r['value']:>10,.2f} {r['unit']:<3}{r['baseline']:>10,.2f} {r['unit']:<3}"
-              f"{r['ratio']:>8.3f}  {r['target']}")
+        figure, base = (f"{r[key]:,.2f} {r['unit']}" for key in ("value", "baseline"))
+        print(f"{r['bench']:<14}{figure:>20}{base:>20}{r['ratio']:>8.3f}  {r['target']}")
     print(f"total {time.perf_counter() - start:.0f} s")
     return 0 if len(results) == len(names) else 1
 

@@ -21,7 +21,7 @@ from bench import harness, workload
 MEMBERS = 100_000
 ORDERS = 300_000
 RUNS = 5
-BUDGET = 40.0
+BUDGET = 55.0
 AS_OF = datetime(2026, 11, 1, tzinfo=workload.SHANGHAI)
 WINDOW = (datetime(2025, 11, 1, tzinfo=workload.SHANGHAI), AS_OF)  # trailing 12 months
 # The default ruleset's thresholds, highest first: (tier, orders, amount in fen, needs invitation).

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Sum
+from django.db import connection
 
 from loyalty.clock import Clock
 from loyalty.domain.events import parse_action, parse_order, parse_refund
@@ -71,37 +71,62 @@ def member(external_id: str) -> Member:
     return Member.objects.get(external_id=external_id)
 
 
+def _rows(sql: str) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
 def snapshot() -> dict[str, Any]:
-    """Row counts of every table and every member's cached totals."""
-    counts = {model.__name__: model.objects.count() for model in TABLES}
-    members = list(Member.objects.order_by("id").values_list(*BALANCES))
-    lots = list(PointsLot.objects.order_by("id").values_list("id", "remaining"))
-    debts = list(PointsDebt.objects.order_by("id").values_list("id", "remaining"))
-    return {"counts": counts, "members": members, "lots": lots, "debts": debts}
+    """Row counts of every table, every member's cached totals, every lot and debt (raw SQL: fast)."""
+    counts = " UNION ALL ".join(f"SELECT '{model.__name__}', COUNT(*) FROM {model._meta.db_table}"
+                                for model in TABLES)
+    return {
+        "counts": sorted(_rows(counts)),
+        "members": _rows(f"SELECT {', '.join(BALANCES)} FROM members ORDER BY id"),
+        "lots": _rows("SELECT id, remaining FROM points_lots ORDER BY id"),
+        "debts": _rows("SELECT id, remaining FROM points_debts ORDER BY id"),
+    }
 
 
-def _sum(queryset: Any, field: str) -> int:
-    return int(queryset.aggregate(total=Sum(field))["total"] or 0)
+TOTALS_SQL = """
+SELECT m.external_id, m.growth_balance, m.points_balance, m.points_debt,
+       m.orders_count, m.paid_fen, m.refunded_fen,
+       (SELECT COALESCE(SUM(e.delta), 0) FROM ledger_entries e WHERE e.member_id = m.id AND e.ledger = 'growth'),
+       (SELECT COALESCE(SUM(e.delta), 0) FROM ledger_entries e WHERE e.member_id = m.id AND e.ledger = 'points'),
+       (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lots l WHERE l.member_id = m.id),
+       (SELECT COALESCE(SUM(d.remaining), 0) FROM points_debts d WHERE d.member_id = m.id),
+       (SELECT COUNT(*) FROM points_lots l WHERE l.member_id = m.id AND l.remaining < 0),
+       (SELECT COUNT(*) FROM points_debts d WHERE d.member_id = m.id AND d.remaining < 0),
+       (SELECT COUNT(*) FROM orders o WHERE o.member_id = m.id),
+       (SELECT COALESCE(SUM(o.amount_fen), 0) FROM orders o WHERE o.member_id = m.id),
+       (SELECT COALESCE(SUM(r.amount_fen), 0) FROM refunds r WHERE r.member_id = m.id)
+FROM members m ORDER BY m.id
+"""
+
+
+def ledger_problems_by_member() -> dict[str, list[str]]:
+    """Every way each member's cached totals disagree with the ledger, lots, debts and orders."""
+    found = {}
+    for row in _rows(TOTALS_SQL):
+        (external_id, growth_balance, points_balance, points_debt, orders_count, paid_fen, refunded_fen,
+         growth, points, lots, debts, negative_lots, negative_debts, orders, paid, refunded) = row
+        problems = []
+        if growth_balance != growth:
+            problems.append(f"growth_balance {growth_balance} != Σ growth entries {growth}")
+        if points_balance != points:
+            problems.append(f"points_balance {points_balance} != Σ points entries {points}")
+        if points != lots - debts:
+            problems.append(f"Σ points entries {points} != Σ lots {lots} − Σ debts {debts}")
+        if points_debt != debts:
+            problems.append(f"points_debt {points_debt} != Σ debts {debts}")
+        if negative_lots or negative_debts:
+            problems.append(f"{negative_lots} lots and {negative_debts} debts below zero")
+        if (orders_count, paid_fen, refunded_fen) != (orders, paid, refunded):
+            problems.append(f"order totals {(orders_count, paid_fen, refunded_fen)} != {(orders, paid, refunded)}")
+        found[external_id] = problems
+    return found
 
 
 def ledger_problems(external_id: str) -> list[str]:
-    """Every way the member's cached balances disagree with the ledger, lots and debts."""
-    m = member(external_id)
-    growth = _sum(LedgerEntry.objects.filter(member=m, ledger="growth"), "delta")
-    points = _sum(LedgerEntry.objects.filter(member=m, ledger="points"), "delta")
-    lots = _sum(PointsLot.objects.filter(member=m), "remaining")
-    debts = _sum(PointsDebt.objects.filter(member=m), "remaining")
-    problems = []
-    if m.growth_balance != growth:
-        problems.append(f"growth_balance {m.growth_balance} != Σ growth entries {growth}")
-    if m.points_balance != points:
-        problems.append(f"points_balance {m.points_balance} != Σ points entries {points}")
-    if points != lots - debts:
-        problems.append(f"Σ points entries {points} != Σ lots {lots} − Σ debts {debts}")
-    if m.points_debt != debts:
-        problems.append(f"points_debt {m.points_debt} != Σ debts {debts}")
-    if PointsLot.objects.filter(member=m, remaining__lt=0).exists():
-        problems.append("a lot has remaining < 0")
-    if PointsDebt.objects.filter(member=m, remaining__lt=0).exists():
-        problems.append("a debt has remaining < 0")
-    return problems
+    return ledger_problems_by_member()[external_id]

@@ -4,7 +4,7 @@ import pytest
 
 from loyalty.domain.errors import Conflict, InvalidInput, NotFound
 from loyalty.domain.events import parse_action
-from loyalty.services.actions import record_action
+from loyalty.services.actions import record_action, record_actions
 from loyalty.services.members import register_member
 from loyalty.store.models import Action, LedgerEntry
 from tests.conftest import at
@@ -148,3 +148,32 @@ def test_an_action_under_the_cap_earns_only_what_is_left(publish, clock):
     outcome = act("s1", "m1", "share", MONDAY, clock)
     assert (outcome.growth, outcome.capped_reason) == (2, "")
     assert member("m1").growth_balance == 1000
+
+
+def test_a_batch_of_actions_answers_each_event_and_writes_only_the_valid_ones(m1, clock):
+    pay("o1", "m1", MONDAY, "100", clock)
+    events = [
+        action_event("e1", "m1", "check_in", MONDAY),
+        action_event("e2", "m1", "check_in", at("2027-01-04 20:00")),
+        action_event("e1", "m1", "check_in", MONDAY),
+        action_event("e1", "m1", "share", MONDAY),
+        action_event("e3", "nobody", "check_in", MONDAY),
+        action_event("e4", "m1", "review", MONDAY, ref="o9"),
+        action_event("e5", "m1", "review", MONDAY, ref="o1"),
+        action_event("e6", "m1", "review", MONDAY, ref="o1"),
+    ]
+    results = record_actions(events, clock=clock)
+    assert [getattr(r, "code", None) or (r.growth, r.capped_reason, r.replayed) for r in results] == [
+        (5, "", False), (0, "per_day_limit", False), (5, "", True), "exists_with_different_payload",
+        "unknown_member", "unknown_order", (10, "", False), (0, "per_order_limit", False)]
+    assert sorted(Action.objects.values_list("event_id", flat=True)) == ["e1", "e2", "e5", "e6"]
+    assert member("m1").growth_balance == 100 + 5 + 10
+    assert ledger_problems("m1") == []
+
+
+def test_an_action_before_any_ruleset_fails_alone_in_its_batch(m1, clock):
+    results = record_actions([action_event("e1", "m1", "check_in", MONDAY),
+                              action_event("e2", "m1", "share", at("2019-06-01 10:00"))], clock=clock)
+    assert results[0].growth == 5
+    assert isinstance(results[1], NotFound) and results[1].code == "no_ruleset_in_force"
+    assert list(Action.objects.values_list("event_id", flat=True)) == ["e1"]

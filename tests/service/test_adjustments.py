@@ -5,10 +5,10 @@ import pytest
 from loyalty.domain.errors import Conflict, InvalidInput, NotFound, Refused
 from loyalty.services.adjustments import adjust
 from loyalty.services.members import register_member
+from loyalty.services.points import redeem_points
 from loyalty.store.models import Adjustment, LedgerEntry, PointsLot
 from tests.conftest import at
 from tests.service.support import ledger_problems, member, pay, refund, snapshot
-from loyalty.services.points import redeem_points
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from datetime import date, timedelta
 import pytest
 
 from loyalty.domain.errors import Conflict, InvalidInput, NotFound
+from loyalty.domain.events import parse_order
 from loyalty.services.members import register_member
 from loyalty.services.orders import record_order, record_orders
 from loyalty.store.models import LedgerEntry, Order, OrderItem, PointsLot
@@ -135,8 +136,6 @@ def test_an_order_paid_before_any_ruleset_is_refused_and_writes_nothing(m1, cloc
     ({"items": [{"sku": "a", "amount": "50"}]}, "items"),
 ])
 def test_a_malformed_order_names_the_field_and_writes_nothing(m1, clock, raw, field):
-    from loyalty.domain.events import parse_order
-
     before = snapshot()
     body = {"order_id": "o1", "member": "m1", "paid_at": MONDAY.isoformat(), "amount": "100", **raw}
     with pytest.raises(InvalidInput) as caught:

@@ -4,11 +4,12 @@ import pytest
 
 from loyalty.domain.errors import Conflict, InvalidInput, NotFound, Refused
 from loyalty.services.members import register_member
+from loyalty.services.orders import record_orders
 from loyalty.services.points import redeem_points
 from loyalty.services.refunds import record_refund
 from loyalty.store.models import LedgerEntry, Order, PointsDebt, PointsLot, Refund
 from tests.conftest import at
-from tests.service.support import ledger_problems, member, pay, refund, refund_event, snapshot
+from tests.service.support import ledger_problems, member, order_event, pay, refund, refund_event, snapshot
 
 MONDAY = at("2027-01-04 10:00")
 TUESDAY = at("2027-01-05 10:00")
@@ -256,3 +257,29 @@ def test_under_within_balance_unspent_points_are_taken_back_in_full(publish, clo
     outcome = refund("r1", "o1", "40", TUESDAY, clock)
     assert (outcome.points_reversed, outcome.points_written_off) == (40, 0)
     assert member("m1").points_balance == 60
+
+
+def test_two_orders_in_one_batch_pay_a_debt_in_turn(m1, clock):
+    pay("o1", "m1", MONDAY, "100", clock)
+    clock.advance(days=10)
+    redeem_points("m1", 100, redemption_id="x1", clock=clock)
+    refund("r1", "o1", "100", clock.now(), clock)
+    results = record_orders([order_event("o2", "m1", clock.now(), "60"),
+                             order_event("o3", "m1", clock.now(), "60")], clock=clock)
+    assert [r.points for r in results] == [60, 60]
+    assert dict(PointsLot.objects.filter(key__in=["order:o2:points", "order:o3:points"])
+                .values_list("key", "remaining")) == {"order:o3:points": 20}
+    assert (member("m1").points_balance, member("m1").points_debt) == (20, 0)
+    assert ledger_problems("m1") == []
+
+
+def test_an_award_pays_the_oldest_debt_first(m1, clock):
+    pay("o1", "m1", MONDAY, "100", clock)
+    pay("o2", "m1", MONDAY, "50", clock)
+    clock.advance(days=10)
+    redeem_points("m1", 150, redemption_id="x1", clock=clock)
+    refund("r1", "o1", "100", clock.now(), clock)
+    refund("r2", "o2", "50", clock.now(), clock)
+    pay("o3", "m1", clock.now(), "120", clock)
+    assert dict(PointsDebt.objects.values_list("key", "remaining")) == {"refund:r1:debt": 0, "refund:r2:debt": 30}
+    assert (member("m1").points_balance, member("m1").points_debt) == (-30, 30)

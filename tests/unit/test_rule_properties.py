@@ -7,12 +7,25 @@ less growth; spending never overdraws and always drains the soonest-expiring lot
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loyalty.domain.conditions import (
+    OPERATORS,
+    AllOf,
+    AnyOf,
+    Comparison,
+    Condition,
+    Facts,
+    Flag,
+    compile_condition,
+    holds,
+)
 from loyalty.domain.growth import Line, OrderGrowth, growth_to_reverse, order_growth
+from loyalty.domain.periods import Window
 from loyalty.domain.points import Lot, draw, points_to_reverse, spendable_balance
 from tests.unit.presets import at, preset
 
@@ -180,3 +193,28 @@ def test_spending_never_takes_more_than_is_spendable_and_drains_the_soonest_expi
     if takes:
         untouched = [lot for lot in lots if lot.is_spendable(AS_OF) and lot.id not in dict(takes)]
         assert all(expiry_key(lot) >= keys[-1] for lot in untouched)
+
+
+METRIC_KEYS = [("orders", "12m"), ("amount", "12m"), ("growth", "3m"), ("score", "")]
+
+
+def conditions() -> st.SearchStrategy[Condition]:
+    comparisons = st.builds(
+        lambda metric_key, op, threshold: Comparison(metric_key[0], None if metric_key[1] in ("12m", "") else
+                                                     Window("trailing_months", 3), op, threshold),
+        st.sampled_from(METRIC_KEYS), st.sampled_from(sorted(OPERATORS)),
+        st.one_of(st.integers(0, 50).map(Decimal), st.decimals(0, 50, places=2)))
+    flags = st.builds(Flag, st.just("invited"), st.booleans())
+    return st.recursive(st.one_of(comparisons, flags), lambda children: st.one_of(
+        st.builds(lambda parts: AnyOf(tuple(parts)), st.lists(children, max_size=4)),
+        st.builds(lambda parts: AllOf(tuple(parts)), st.lists(children, max_size=4))), max_leaves=12)
+
+
+@PROPERTY_SETTINGS
+@given(conditions(), st.dictionaries(st.sampled_from(METRIC_KEYS),
+                                     st.one_of(st.integers(0, 60), st.decimals(0, 60, places=3))),
+       st.booleans())
+def test_compiled_conditions_answer_exactly_as_the_tree_does(condition, metrics, invited):
+    window = Window("trailing_months", 12)
+    facts = Facts(metrics, {"invited": invited})
+    assert compile_condition(condition, window)(facts) is holds(condition, facts, window)

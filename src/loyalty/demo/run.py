@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from time import perf_counter
 
 from rich.console import Console
@@ -23,7 +24,7 @@ from loyalty.services import members, orders, points, refunds, reports, rulesets
 from loyalty.services.actions import record_actions
 from loyalty.store.setup import migrate
 
-BATCH = 1000
+ACTIONS = ("check_in", "review", "share")
 
 
 def run_demo(*, synthetic: int | None = None, seed: int = 7, console: Console | None = None) -> None:
@@ -66,22 +67,24 @@ def _months(purchases: list[Purchase]) -> list[datetime]:
 
 
 def _replay(purchases: list[Purchase], events: list[Event], console: Console) -> list[tuple[str, dict[str, int]]]:
+    """Day by day, as a platform would send its batches; tiers and expiry at each month start."""
     clock = FixedClock(purchases[0].paid_at)
-    by_month_orders, by_month_events = defaultdict(list), defaultdict(list)
+    orders_by_day: dict[date, list[Purchase]] = defaultdict(list)
+    events_by_day: dict[date, list[Event]] = defaultdict(list)
     for p in purchases:
-        by_month_orders[local_date(p.paid_at, SHANGHAI).replace(day=1)].append(p)
+        orders_by_day[local_date(p.paid_at, SHANGHAI)].append(p)
     for e in events:
-        by_month_events[local_date(e.at, SHANGHAI).replace(day=1)].append(e)
+        events_by_day[local_date(e.at, SHANGHAI)].append(e)
     monthly = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         months = _months(purchases)
         task = progress.add_task("replaying months", total=len(months))
         for start in months:
-            day = start.date()
-            _record_orders(by_month_orders[day], clock)
-            _record_events(by_month_events[day], clock)
-            next_start = start_of_day(add_months(day, 1), SHANGHAI)
+            day, next_start = start.date(), start_of_day(add_months(start.date(), 1), SHANGHAI)
+            while day < next_start.date():
+                _record_day(orders_by_day.pop(day, []), events_by_day.pop(day, []), clock)
+                day += timedelta(days=1)
             clock.at = next_start
             summary = tiers.evaluate_tiers(next_start, clock=clock)
             points.expire_points(next_start, clock=clock)
@@ -90,41 +93,36 @@ def _replay(purchases: list[Purchase], events: list[Event], console: Console) ->
     return monthly
 
 
-def _record_orders(batch: list[Purchase], clock: FixedClock) -> None:
-    for start in range(0, len(batch), BATCH):
-        chunk = batch[start:start + BATCH]
-        clock.at = chunk[-1].paid_at
-        events = [OrderEvent(p.order_id, p.member, p.paid_at, p.amount_fen,
-                             tuple(Line(category, fen) for _, category, fen in p.lines),
-                             tuple(sku for sku, _, _ in p.lines)) for p in chunk]
-        for result in orders.record_orders(events, clock=clock):
-            if isinstance(result, LoyaltyError):
-                raise result
-
-
-def _record_events(events: list[Event], clock: FixedClock) -> None:
-    """The month's actions in batches, then refunds and redemptions one by one in time order.
-
-    Actions carry no points in the default ruleset, so recording them ahead of the month's
-    refunds and redemptions changes no balance a refund or redemption looks at."""
-    actions = [ActionEvent(e.event_id, e.member, e.kind, e.at, e.ref) for e in events
-               if e.kind in ("check_in", "review", "share")]
-    for start in range(0, len(actions), BATCH):
-        chunk = actions[start:start + BATCH]
-        clock.at = chunk[-1].at
-        for result in record_actions(chunk, clock=clock):
-            if isinstance(result, LoyaltyError):
-                raise result
+def _record_day(purchases: list[Purchase], events: list[Event], clock: FixedClock) -> None:
+    """A day's orders, then its actions and refunds, each as one batch; then its redemptions."""
+    if purchases:
+        clock.at = purchases[-1].paid_at
+        _raise_any(orders.record_orders([
+            OrderEvent(p.order_id, p.member, p.paid_at, p.amount_fen,
+                       tuple(Line(category, fen) for _, category, fen in p.lines),
+                       tuple(sku for sku, _, _ in p.lines)) for p in purchases], clock=clock))
+    actions = [ActionEvent(e.event_id, e.member, e.kind, e.at, e.ref) for e in events if e.kind in ACTIONS]
+    if actions:
+        clock.at = actions[-1].at
+        _raise_any(record_actions(actions, clock=clock))
+    refund_events = [RefundEvent(e.event_id, e.ref, e.amount_fen, e.at) for e in events if e.kind == "refund"]
+    if refund_events:
+        clock.at = refund_events[-1].refunded_at
+        _raise_any(refunds.record_refunds(refund_events, clock=clock))
     for event in events:
-        clock.at = event.at
-        try:
-            if event.kind == "refund":
-                refunds.record_refund(RefundEvent(event.event_id, event.ref, event.amount_fen, event.at), clock=clock)
-            elif event.kind == "redeem":
+        if event.kind == "redeem":
+            clock.at = event.at
+            try:
                 points.redeem_points(event.member, event.amount_fen, redemption_id=event.event_id, clock=clock)
-        except LoyaltyError as error:
-            if error.code != "insufficient_points":  # a member without enough points simply cannot redeem
-                raise
+            except LoyaltyError as error:
+                if error.code != "insufficient_points":  # a member short of points simply cannot redeem
+                    raise
+
+
+def _raise_any(results: Sequence[object]) -> None:
+    for result in results:
+        if isinstance(result, LoyaltyError):
+            raise result
 
 
 def _print_results(console: Console, monthly: list[tuple[str, dict[str, int]]]) -> None:

@@ -87,6 +87,27 @@ def holds(node: Condition, facts: Facts, window: Window) -> bool:
     return OPERATORS[node.op](facts.value(node.key(window)), node.threshold)
 
 
+Predicate = Callable[[Facts], bool]
+
+
+def compile_condition(node: Condition, window: Window) -> Predicate:
+    """The condition as nested closures: the same answers as `holds`, without re-dispatching on
+    node types for every member (tier evaluation runs it millions of times)."""
+    if isinstance(node, (AnyOf, AllOf)):
+        parts = tuple(compile_condition(part, window) for part in node.parts)
+        if isinstance(node, AnyOf):
+            return lambda facts: any(part(facts) for part in parts)
+        return lambda facts: all(part(facts) for part in parts)
+    if isinstance(node, Flag):
+        name, wanted = node.name, node.value
+        return lambda facts: bool(facts.flags.get(name, False)) is wanted
+    key, compare = node.key(window), OPERATORS[node.op]
+    # Whole thresholds compare as int: int-to-int is several times faster than int-to-Decimal.
+    threshold: int | Decimal = int(node.threshold) if node.threshold == node.threshold.to_integral_value() \
+        else node.threshold
+    return lambda facts: compare(facts.metrics.get(key, 0), threshold)
+
+
 def metric_keys(node: Condition | None, window: Window) -> set[MetricKey]:
     """Every metric a condition reads: services compute only these."""
     if node is None or isinstance(node, Flag):

@@ -43,8 +43,9 @@ class OrderGrowth:
 def order_growth(lines: Sequence[Line], paid_fen: int, paid_at: datetime,
                  rules: GrowthRules, zone: ZoneInfo) -> OrderGrowth:
     """Growth before any daily cap. `lines` must sum to `paid_fen` (the service checks)."""
+    multipliers = rules.category_multipliers
     weighted = sum(
-        (yuan_times_rate(line.amount_fen, rules.per_yuan * rules.category_multipliers.get(line.category or "", Decimal(1)))
+        (yuan_times_rate(line.amount_fen, rules.per_yuan * multipliers.get(line.category or "", Decimal(1)))
          for line in lines),
         Decimal(0),
     )

@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from loyalty.domain.conditions import Condition, parse_condition, requires_flag
+from loyalty.domain.conditions import Condition, Predicate, compile_condition, parse_condition, requires_flag
 from loyalty.domain.errors import RulesetInvalid
 from loyalty.domain.periods import WEEKDAYS, Window
 
@@ -132,6 +132,13 @@ class Ruleset:
     member_day: tuple[str, Decimal] | None = None  # (weekday, discount)
     notice_days: int = 90
     operations: Mapping[str, Any] = field(default_factory=dict)  # campaigns, budgets: later issues
+    tier_tests: tuple[Predicate, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Compiled once per ruleset: tier conditions as closures, aligned with `tiers`.
+        window = self.evaluation.window
+        tests = tuple(compile_condition(t.when, window) if t.when else (lambda facts: True) for t in self.tiers)
+        object.__setattr__(self, "tier_tests", tests)
 
     @property
     def base_tier(self) -> Tier:

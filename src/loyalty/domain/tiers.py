@@ -85,9 +85,8 @@ def with_score(facts: Facts, ruleset: Ruleset,
 
 def earned_tier(ruleset: Ruleset, facts: Facts) -> Tier:
     """The highest tier whose condition holds; the base tier when none does."""
-    window = ruleset.evaluation.window
-    for tier in reversed(ruleset.tiers[1:]):
-        if tier.when is not None and holds(tier.when, facts, window):
+    for tier, test in zip(reversed(ruleset.tiers[1:]), reversed(ruleset.tier_tests[1:]), strict=True):
+        if test(facts):
             return tier
     return ruleset.base_tier
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db import transaction
 from django.db.models import Count, Sum
@@ -24,7 +24,8 @@ from loyalty.domain.points import lot_available_at, lot_expires_at
 from loyalty.services import rulesets
 from loyalty.services.ledger import Book, Posting, check_replay, lock_members, payload_hash
 from loyalty.store.bulk import insert_rows
-from loyalty.store.models import Action, LedgerEntry, Member, Order
+from loyalty.store.models import Action, LedgerEntry, Order
+from loyalty.store.sql import MemberRow
 
 ACTION_FIELDS = ("event_id", "member", "type", "at", "business_date", "ref", "growth", "points", "capped_reason",
                  "ruleset_version", "payload_hash", "recorded_at")
@@ -69,9 +70,9 @@ class _Batch:
     def load(self, events: Sequence[ActionEvent]) -> None:
         """Lock members, then read every counter the caps need for these members and days."""
         self.rules = rulesets.rulebook()
-        self.members: dict[str, Member] = lock_members(sorted({e.member for e in events}))
+        self.members: dict[str, MemberRow] = lock_members(sorted({e.member for e in events}))
         ids = [m.id for m in self.members.values()]
-        days = sorted({local_date(e.at, self.rules.in_force(e.at).ruleset.timezone) for e in events})
+        days = sorted({day for day in (self._local_day(e) for e in events) if day is not None})
         refs = sorted({e.ref for e in events if e.ref})
         self.existing = {row[0]: row for row in Action.objects.filter(
             event_id__in=[e.event_id for e in events]).values_list(
@@ -85,6 +86,14 @@ class _Batch:
         self.growth_today = Counter({(m, d): int(t) for m, d, t in LedgerEntry.objects.filter(
             member_id__in=ids, ledger="growth", business_date__in=days, delta__gt=0)
             .values_list("member_id", "business_date").annotate(t=Sum("delta"))})
+
+    def _local_day(self, event: ActionEvent) -> date | None:
+        # An event with no ruleset in force is answered with that error by `decide`, alone:
+        # it must not fail the whole batch here.
+        try:
+            return local_date(event.at, self.rules.in_force(event.at).ruleset.timezone)
+        except LoyaltyError:
+            return None
 
     def decide(self, event: ActionEvent) -> ActionOutcome | LoyaltyError:
         try:

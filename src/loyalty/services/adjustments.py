@@ -68,7 +68,7 @@ def adjust(external_id: str, ledger: str, delta: int, *, reason: str, actor: str
             take_from_lots(takes)
             book.post(member.id, "points", delta, posting)
         book.flush()
-        Adjustment.objects.create(adjustment_id=adjustment_id, member=member, ledger=ledger, delta=delta,
+        Adjustment.objects.create(adjustment_id=adjustment_id, member_id=member.id, ledger=ledger, delta=delta,
                                   reason=reason.strip(), actor=actor, payload_hash=digest, created_at=now)
     return AdjustmentOutcome(adjustment_id, external_id, ledger, delta)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -18,8 +19,10 @@ from django.db.models import F
 
 from loyalty.domain import points as points_rules
 from loyalty.domain.errors import Conflict
+from loyalty.store import sql
 from loyalty.store.bulk import add_to_columns, insert_rows
 from loyalty.store.models import LedgerEntry, Member, PointsDebt, PointsLot
+from loyalty.store.sql import MemberRow
 
 ENTRY_FIELDS = ("member", "ledger", "delta", "source", "reference", "idempotency_key", "reverses",
                 "ruleset_version", "occurred_at", "business_date", "recorded_at")
@@ -71,7 +74,7 @@ class Book:
                              posting.occurred_at, posting.business_date, self.recorded_at))
         self.add_totals(member_id, **{f"{ledger}_balance": delta})
 
-    def award_points(self, member: Member, points: int, posting: Posting, *,
+    def award_points(self, member: MemberRow, points: int, posting: Posting, *,
                      available_at: datetime, expires_at: datetime | None) -> None:
         """+points: outstanding debts are paid first, the rest becomes a lot."""
         self.post(member.id, "points", points, posting)
@@ -82,7 +85,7 @@ class Book:
             self.lots.append((member.id, posting.key, posting.source, posting.reference, left, left,
                               posting.occurred_at, available_at, expires_at))
 
-    def _pay_debts(self, member: Member, points: int) -> int:
+    def _pay_debts(self, member: MemberRow, points: int) -> int:
         debts = list(PointsDebt.objects.filter(member_id=member.id, remaining__gt=0).values_list("id", "remaining"))
         payments, left = points_rules.settle_debts(debts, points)
         for debt_id, paid in payments:
@@ -115,7 +118,12 @@ def take_from_lots(takes: list[points_rules.Take]) -> None:
             raise Conflict("points changed underneath this request; retry", code="concurrent_update")
 
 
-def lock_members(external_ids: list[str]) -> dict[str, Member]:
+def lock_member_ids(member_ids: Iterable[int]) -> list[int]:
+    """Lock members by id, in primary-key order; returns the ids found."""
+    return list(Member.objects.select_for_update().filter(id__in=sorted(set(member_ids))).order_by("id")
+                .values_list("id", flat=True))
+
+
+def lock_members(external_ids: list[str]) -> dict[str, MemberRow]:
     """Lock the members' rows in primary-key order (no deadlocks) and return them by external id."""
-    members = Member.objects.select_for_update().filter(external_id__in=external_ids).order_by("id")
-    return {member.external_id: member for member in members}
+    return {member.external_id: member for member in sql.lock_members(external_ids)}

@@ -67,11 +67,12 @@ def register_many(first_seen: Mapping[str, datetime], *, birthdays: Mapping[str,
         known.update(Member.objects.filter(external_id__in=ids[start:start + 5000])
                      .values_list("external_id", flat=True))
     rows = []
+    book = rulesets.rulebook()
     for external_id, at in first_seen.items():
         if external_id in known:
             continue
         _check_external_id(external_id)
-        base = rulesets.in_force(at).ruleset.base_tier.code
+        base = book.in_force(at).ruleset.base_tier.code
         birthday = birthdays.get(external_id)
         rows.append((external_id, base, at, at, birthday, _registration_hash(external_id, birthday)))
     insert_rows(Member, ("external_id", "tier", "tier_reached_at", "registered_at", "birthday", "payload_hash"), rows)

@@ -23,8 +23,10 @@ from loyalty.domain.points import lot_available_at, lot_expires_at, order_points
 from loyalty.domain.rules import Ruleset
 from loyalty.services import rulesets
 from loyalty.services.ledger import Book, Posting, check_replay, lock_members, payload_hash
+from loyalty.store import sql
 from loyalty.store.bulk import insert_rows
-from loyalty.store.models import LedgerEntry, Member, Order, OrderItem
+from loyalty.store.models import LedgerEntry, Order, OrderItem
+from loyalty.store.sql import MemberRow
 
 ORDER_FIELDS = ("order_id", "member", "paid_at", "business_date", "amount_fen", "growth_base",
                 "growth_bonus", "points", "ruleset_version", "payload_hash", "recorded_at")
@@ -63,7 +65,7 @@ class _Batch:
     def __init__(self, now: datetime):
         self.now = now
         self.book = Book(now)
-        self.members: dict[str, Member] = {}
+        self.members: dict[str, MemberRow] = {}
         self.existing: dict[str, tuple] = {}
         self.orders: list[tuple] = []
         self.items: list[tuple] = []
@@ -73,10 +75,7 @@ class _Batch:
         """Lock the batch's members and find the orders already recorded (replays)."""
         self.members = lock_members(sorted({event.member for event in events}))
         self.rules = rulesets.rulebook()
-        rows = Order.objects.filter(order_id__in=[event.order_id for event in events]).values_list(
-            "order_id", "payload_hash", "member__external_id", "growth_base", "growth_bonus", "points",
-            "ruleset_version")
-        self.existing = {row[0]: row for row in rows}
+        self.existing = {row[0]: row for row in sql.recorded_orders(sorted({e.order_id for e in events}))}
 
     def decide(self, event: OrderEvent) -> OrderOutcome | LoyaltyError:
         try:
@@ -121,7 +120,7 @@ class _Batch:
         self.growth_today[key] += awarded.total
         return awarded
 
-    def _post(self, member: Member, event: OrderEvent, version: int, day: date,
+    def _post(self, member: MemberRow, event: OrderEvent, version: int, day: date,
               awarded: OrderGrowth, points: int, rules: Ruleset) -> None:
         key = f"order:{event.order_id}"
         if awarded.total:

@@ -62,7 +62,7 @@ def redeem_points(external_id: str, points: int, *, redemption_id: str, note: st
         book.post(member.id, "points", -points, Posting("redemption", redemption_id, f"redemption:{redemption_id}",
                                                         active.version, now, local_date(now, active.ruleset.timezone)))
         book.flush()
-        Redemption.objects.create(redemption_id=redemption_id, member=member, points=points, note=note,
+        Redemption.objects.create(redemption_id=redemption_id, member_id=member.id, points=points, note=note,
                                   payload_hash=digest, created_at=now)
     return RedemptionOutcome(redemption_id, external_id, points)
 

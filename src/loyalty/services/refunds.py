@@ -2,31 +2,37 @@
 
 Refunding more than was paid, before the order was paid, or an unknown order is refused and
 changes nothing. Points already spent are never silently lost: under `allow_debt` the shortfall
-becomes a debt that later awards pay first; under `within_balance` it is written off.
+becomes a debt that later awards pay first; under `within_balance` it is written off. The
+rules that awarded an order are the rules that reverse it (its recorded ruleset version).
+
+Like orders, refunds are decided a batch at a time in memory against locked rows and written
+set-based; a single refund is a batch of one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 
 from loyalty.clock import Clock, system_clock
-from loyalty.domain.errors import InvalidInput, NotFound, Refused
+from loyalty.domain.errors import InvalidInput, LoyaltyError, NotFound, Refused
 from loyalty.domain.events import RefundEvent
 from loyalty.domain.growth import OrderGrowth, growth_to_reverse
 from loyalty.domain.periods import local_date
-from loyalty.domain.points import clawback, points_to_reverse
+from loyalty.domain.points import Lot, clawback, points_to_reverse
 from loyalty.services import rulesets
-from loyalty.services.ledger import (
-    Book,
-    Posting,
-    check_replay,
-    live_lots,
-    payload_hash,
-    take_from_lots,
-)
-from loyalty.store.models import LedgerEntry, Member, Order, PointsDebt, PointsLot, Refund
+from loyalty.services.ledger import Book, Posting, check_replay, lock_member_ids, payload_hash, take_from_lots
+from loyalty.store.bulk import insert_rows, update_rows
+from loyalty.store.models import LedgerEntry, Order, PointsDebt, PointsLot, Refund
+
+REFUND_FIELDS = ("refund_id", "order", "member", "amount_fen", "refunded_at", "growth_reversed", "points_reversed",
+                 "points_debt_created", "points_written_off", "payload_hash", "recorded_at")
+DEBT_FIELDS = ("member", "key", "reference", "amount", "remaining", "created_at")
 
 
 @dataclass(frozen=True)
@@ -40,79 +46,147 @@ class RefundOutcome:
     replayed: bool = False
 
 
-def _outcome(refund: Refund, replayed: bool) -> RefundOutcome:
-    return RefundOutcome(refund.refund_id, refund.order_id, refund.growth_reversed, refund.points_reversed,
-                         refund.points_debt_created, refund.points_written_off, replayed)
-
-
 def record_refund(event: RefundEvent, *, clock: Clock = system_clock) -> RefundOutcome:
-    digest = payload_hash(event.fingerprint())
+    """Record one refund; raises the event's error."""
+    result = record_refunds([event], clock=clock)[0]
+    if isinstance(result, LoyaltyError):
+        raise result
+    return result
+
+
+def record_refunds(events: Sequence[RefundEvent], *, clock: Clock = system_clock) -> list[RefundOutcome | LoyaltyError]:
+    """Record a batch in one transaction; one outcome or error per event, in order."""
     with transaction.atomic():
-        existing = Refund.objects.filter(refund_id=event.refund_id).first()
-        if existing is not None:
-            check_replay(existing.payload_hash, digest, f"refund {event.refund_id}", "refund_id")
-            return _outcome(existing, replayed=True)
-        found = Order.objects.filter(order_id=event.order_id).values_list("member_id", flat=True).first()
-        if found is None:
+        batch = _Batch(clock.now())
+        batch.load(events)
+        results = [batch.decide(event) for event in events]
+        batch.flush()
+    return results
+
+
+@dataclass
+class _Order:
+    """The locked order as the batch sees it, with what earlier refunds in the batch changed."""
+
+    row: Mapping[str, Any]
+    refunded_fen: int
+    growth_reversed: int
+    points_reversed: int
+    touched: bool = False
+
+
+class _Batch:
+    def __init__(self, now: datetime):
+        self.now = now
+        self.book = Book(now)
+        self.refunds: list[tuple[Any, ...]] = []
+        self.debts: list[tuple[Any, ...]] = []
+        self.takes: list[tuple[int, int]] = []
+
+    def load(self, events: Sequence[RefundEvent]) -> None:
+        """Lock the members, then their orders; read replays, live lots and the entries to reverse."""
+        self.rules = rulesets.rulebook()
+        replays = Refund.objects.filter(refund_id__in=[e.refund_id for e in events]).values_list(
+            "refund_id", "payload_hash", "order_id", "growth_reversed", "points_reversed", "points_debt_created",
+            "points_written_off")
+        self.existing: dict[str, tuple[Any, ...]] = {row[0]: row for row in replays}
+        order_ids = sorted({e.order_id for e in events})
+        self.members = lock_member_ids(Order.objects.filter(order_id__in=order_ids).values_list("member_id", flat=True))
+        self.orders = {row["order_id"]: _Order(row, row["refunded_fen"], row["growth_reversed"], row["points_reversed"])
+                       for row in Order.objects.select_for_update().filter(order_id__in=order_ids).values()}
+        self.lots: dict[int, dict[int, Lot]] = defaultdict(dict)
+        self.lot_ids: dict[str, int] = {}
+        for lot_id, member_id, key, remaining, earned, available, expires in PointsLot.objects.filter(
+                member_id__in=self.members, remaining__gt=0).values_list(
+                "id", "member_id", "key", "remaining", "earned_at", "available_at", "expires_at"):
+            self.lots[member_id][lot_id] = Lot(lot_id, remaining, earned, available, expires)
+            self.lot_ids[key] = lot_id
+        keys = [f"order:{o}:{ledger}" for o in order_ids for ledger in ("growth", "points")]
+        self.entries = dict(LedgerEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", "id"))
+
+    def decide(self, event: RefundEvent) -> RefundOutcome | LoyaltyError:
+        try:
+            return self._decide(event)
+        except LoyaltyError as error:
+            return error
+
+    def _decide(self, event: RefundEvent) -> RefundOutcome:
+        digest = payload_hash(event.fingerprint())
+        if event.refund_id in self.existing:
+            refund_id, stored, order_id, growth, points, debt, written_off = self.existing[event.refund_id]
+            check_replay(stored, digest, f"refund {refund_id}", "refund_id")
+            return RefundOutcome(refund_id, order_id, growth, points, debt, written_off, replayed=True)
+        order = self.orders.get(event.order_id)
+        if order is None:
             raise NotFound(f"unknown order {event.order_id!r}", field="order_id", code="unknown_order")
-        member = Member.objects.select_for_update().get(id=found)
-        order = Order.objects.select_for_update().get(order_id=event.order_id)
         _check(order, event)
-        refund = _reverse(order, member, event, digest, clock)
-    return _outcome(refund, replayed=False)
+        outcome = self._reverse(order, event)
+        self.existing[event.refund_id] = (event.refund_id, digest, event.order_id, outcome.growth_reversed,
+                                          outcome.points_reversed, outcome.points_debt_created,
+                                          outcome.points_written_off)
+        self.refunds.append((event.refund_id, event.order_id, order.row["member_id"], event.amount_fen,
+                             event.refunded_at, outcome.growth_reversed, outcome.points_reversed,
+                             outcome.points_debt_created, outcome.points_written_off, digest, self.now))
+        return outcome
+
+    def _reverse(self, order: _Order, event: RefundEvent) -> RefundOutcome:
+        row, member_id = order.row, order.row["member_id"]
+        rules = self.rules.by_version(row["ruleset_version"]).ruleset
+        bonus = rules.growth.large_order_bonus
+        growth = growth_to_reverse(OrderGrowth(row["growth_base"], row["growth_bonus"]), row["amount_fen"],
+                                   order.refunded_fen, event.amount_fen, bonus.min_amount_fen if bonus else None)
+        points = points_to_reverse(row["points"], row["amount_fen"], order.refunded_fen, event.amount_fen)
+        posting = Posting("refund", event.refund_id, f"refund:{event.refund_id}", row["ruleset_version"],
+                          event.refunded_at, local_date(event.refunded_at, rules.timezone))
+        key = f"order:{event.order_id}"
+        if growth:
+            self.book.post(member_id, "growth", -growth, replace(posting, key=f"{posting.key}:growth"),
+                           reverses_id=self.entries.get(f"{key}:growth"))
+        debt, written_off = self._claw(member_id, points, event, posting, rules.points.return_policy,
+                                       self.entries.get(f"{key}:points"))
+        self.book.add_totals(member_id, refunded_fen=event.amount_fen)
+        order.refunded_fen += event.amount_fen
+        order.growth_reversed += growth
+        order.points_reversed += points
+        order.touched = True
+        return RefundOutcome(event.refund_id, event.order_id, growth, points, debt, written_off)
+
+    def _claw(self, member_id: int, points: int, event: RefundEvent, posting: Posting, policy: str,
+              original_id: int | None) -> tuple[int, int]:
+        """Take back `points` from the member's lots (the order's own first); returns (debt, written off)."""
+        if points == 0:
+            return 0, 0
+        lots = self.lots[member_id]
+        own = self.lot_ids.get(f"order:{event.order_id}:points")
+        takes, shortfall = clawback(list(lots.values()), points, event.refunded_at, own)
+        for lot_id, taken in takes:
+            lots[lot_id] = replace(lots[lot_id], remaining=lots[lot_id].remaining - taken)
+        self.takes.extend(takes)
+        clawed = points - shortfall
+        if shortfall and policy == "allow_debt":
+            self.debts.append((member_id, f"{posting.key}:debt", posting.reference, shortfall, shortfall, self.now))
+            self.book.add_totals(member_id, points_debt=shortfall)
+            clawed = points
+        if clawed:
+            self.book.post(member_id, "points", -clawed, replace(posting, key=f"{posting.key}:points"),
+                           reverses_id=original_id)
+        debt = shortfall if policy == "allow_debt" else 0
+        return debt, shortfall - debt
+
+    def flush(self) -> None:
+        take_from_lots(self.takes)
+        insert_rows(PointsDebt, DEBT_FIELDS, self.debts)
+        self.book.flush()
+        update_rows(Order, ("refunded_fen", "growth_reversed", "points_reversed"), ("order_id",),
+                    [(o.refunded_fen, o.growth_reversed, o.points_reversed, o.row["order_id"])
+                     for o in self.orders.values() if o.touched])
+        insert_rows(Refund, REFUND_FIELDS, self.refunds)
 
 
-def _check(order: Order, event: RefundEvent) -> None:
-    if event.refunded_at < order.paid_at:
+def _check(order: _Order, event: RefundEvent) -> None:
+    if event.refunded_at < order.row["paid_at"]:
         raise InvalidInput("a refund cannot precede the order's payment", field="refunded_at")
-    left = order.amount_fen - order.refunded_fen
+    left = order.row["amount_fen"] - order.refunded_fen
     if event.amount_fen > left:
-        raise Refused(f"refund exceeds what is left to refund on order {order.order_id} "
-                      f"({left} fen of {order.amount_fen})", field="amount", code="refund_exceeds_paid")
-
-
-def _reverse(order: Order, member: Member, event: RefundEvent, digest: str, clock: Clock) -> Refund:
-    active = rulesets.by_version(order.ruleset_version)  # the rules that awarded are the rules that reverse
-    rules = active.ruleset
-    bonus = rules.growth.large_order_bonus
-    growth = growth_to_reverse(OrderGrowth(order.growth_base, order.growth_bonus), order.amount_fen,
-                               order.refunded_fen, event.amount_fen, bonus.min_amount_fen if bonus else None)
-    points = points_to_reverse(order.points, order.amount_fen, order.refunded_fen, event.amount_fen)
-    day = local_date(event.refunded_at, rules.timezone)
-    posting = Posting("refund", event.refund_id, f"refund:{event.refund_id}", order.ruleset_version,
-                      event.refunded_at, day)
-    book = Book(clock.now())
-    key = f"order:{order.order_id}"
-    originals = dict(LedgerEntry.objects.filter(idempotency_key__in=[f"{key}:growth", f"{key}:points"])
-                     .values_list("ledger", "id"))
-    if growth:
-        book.post(member.id, "growth", -growth, posting, key_suffix=":growth", reverses_id=originals.get("growth"))
-    debt, written_off = _claw_points(member, order, points, posting, book, originals.get("points"),
-                                     rules.points.return_policy, event)
-    book.add_totals(member.id, refunded_fen=event.amount_fen)
-    book.flush()
-    Order.objects.filter(id=order.id).update(
-        refunded_fen=order.refunded_fen + event.amount_fen, growth_reversed=order.growth_reversed + growth,
-        points_reversed=order.points_reversed + points)
-    return Refund.objects.create(
-        refund_id=event.refund_id, order_id=order.order_id, member=member, amount_fen=event.amount_fen,
-        refunded_at=event.refunded_at, growth_reversed=growth, points_reversed=points,
-        points_debt_created=debt, points_written_off=written_off, payload_hash=digest, recorded_at=clock.now())
-
-
-def _claw_points(member: Member, order: Order, points: int, posting: Posting, book: Book,
-                 original_id: int | None, policy: str, event: RefundEvent) -> tuple[int, int]:
-    """Take back `points`; returns (debt created, written off)."""
-    if points == 0:
-        return 0, 0
-    own = PointsLot.objects.filter(key=f"order:{order.order_id}:points").values_list("id", flat=True).first()
-    takes, shortfall = clawback(live_lots(member.id, event.refunded_at), points, event.refunded_at, own)
-    take_from_lots(takes)
-    if shortfall and policy == "allow_debt":
-        PointsDebt.objects.create(member=member, key=f"{posting.key}:debt", reference=posting.reference,
-                                  amount=shortfall, remaining=shortfall, created_at=book.recorded_at)
-        book.add_totals(member.id, points_debt=shortfall)
-        book.post(member.id, "points", -points, posting, key_suffix=":points", reverses_id=original_id)
-        return shortfall, 0
-    book.post(member.id, "points", -(points - shortfall), posting, key_suffix=":points", reverses_id=original_id)
-    return 0, shortfall
+        raise Refused(f"refund exceeds what is left to refund on order {event.order_id} "
+                      f"({left} fen of {order.row['amount_fen']})", field="amount", code="refund_exceeds_paid")

@@ -21,6 +21,7 @@ from loyalty.domain.documents import from_json, from_yaml, to_json
 from loyalty.domain.errors import InvalidInput, NotFound
 from loyalty.domain.periods import require_aware
 from loyalty.domain.rules import Ruleset, parse_ruleset
+from loyalty.store import sql
 from loyalty.store.models import RulesetVersion
 
 PRESETS = ("default", "seed000-weighted", "seed000-points", "seed001-all")
@@ -95,18 +96,18 @@ class Rulebook:
         raise NotFound(f"unknown ruleset version {version}", code="unknown_ruleset_version")
 
 
-_cache: dict[tuple[tuple[int, str, datetime], ...], Rulebook] = {}
+_cache: dict[tuple[tuple[Any, ...], ...], Rulebook] = {}
 
 
 def rulebook() -> Rulebook:
     """The published versions, re-parsed only when the set of versions changed."""
-    stamp = tuple(RulesetVersion.objects.order_by("effective_from", "version")
-                  .values_list("version", "checksum", "effective_from"))
+    stamp = sql.ruleset_stamp()
     if stamp not in _cache:
-        documents = dict(RulesetVersion.objects.values_list("version", "document"))
+        rows = RulesetVersion.objects.order_by("effective_from", "version").values_list(
+            "version", "document", "effective_from")
         _cache.clear()
-        _cache[stamp] = Rulebook([ActiveRuleset(v, parse_ruleset(from_json(documents[v])), start)
-                                  for v, _, start in stamp])
+        _cache[stamp] = Rulebook([ActiveRuleset(v, parse_ruleset(from_json(document)), start)
+                                  for v, document, start in rows])
     return _cache[stamp]
 
 

@@ -1,0 +1,65 @@
+"""Hand-written SQL for the per-event hot path, where the ORM's query compilation would cost
+more than the statement itself: locking the members of a batch, finding replays, and the
+stamp that tells whether the cached rulesets are current. Plain SQL that SQLite, PostgreSQL
+and MariaDB all accept; values come back converted to Python types here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db import connection
+
+from loyalty.store.models import Member, Order, RulesetVersion
+
+
+@dataclass(slots=True)
+class MemberRow:
+    """The columns a posting needs; `points_debt` moves as awards pay debts within a batch."""
+
+    id: int
+    external_id: str
+    birthday: date | None
+    points_debt: int
+    growth_balance: int
+
+
+def _as_date(value: Any) -> date | None:
+    return value if value is None or isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _marks(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def lock_members(external_ids: Sequence[str]) -> list[MemberRow]:
+    """SELECT … FOR UPDATE (where the database has it) in primary-key order: no deadlocks."""
+    if not external_ids:
+        return []
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    rows = _rows(f"SELECT id, external_id, birthday, points_debt, growth_balance FROM {Member._meta.db_table} "
+                 f"WHERE external_id IN ({_marks(len(external_ids))}) ORDER BY id{lock}", external_ids)
+    return [MemberRow(int(i), e, _as_date(b), int(d), int(g)) for i, e, b, d, g in rows]
+
+
+def recorded_orders(order_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """(order_id, payload_hash, member external id, growth_base, growth_bonus, points, ruleset_version)."""
+    if not order_ids:
+        return []
+    return _rows(f"SELECT o.order_id, o.payload_hash, m.external_id, o.growth_base, o.growth_bonus, o.points, "
+                 f"o.ruleset_version FROM {Order._meta.db_table} o JOIN {Member._meta.db_table} m "
+                 f"ON m.id = o.member_id WHERE o.order_id IN ({_marks(len(order_ids))})", order_ids)
+
+
+def ruleset_stamp() -> tuple[tuple[Any, ...], ...]:
+    """Every version's number and checksum: changes whenever a version is published."""
+    return tuple(_rows(f"SELECT version, checksum FROM {RulesetVersion._meta.db_table} ORDER BY version", ()))
