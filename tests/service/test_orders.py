@@ -221,3 +221,15 @@ def test_points_are_doubled_on_the_members_birthday_in_shanghai(default_rules, c
 
 def test_a_member_without_a_birthday_never_gets_double_points(m1, clock):
     assert pay("o1", "m1", MONDAY, "100", clock).points == 100
+
+
+def test_immediate_upgrade_moves_a_member_up_when_the_order_qualifies(publish, clock):
+    from loyalty.store.models import Member, TierChange
+
+    publish("default", evaluation={"immediate_upgrade": True})
+    register_member("fast", clock=clock)
+    record_order(parse_order({"order_id": "big", "member": "fast", "paid_at": "2027-01-04T10:00:00+08:00",
+                              "amount": "900"}), clock=clock)
+    member = Member.objects.get(external_id="fast")
+    assert member.tier == "gold"
+    assert TierChange.objects.filter(member=member, reason="upgrade", to_tier="gold").count() == 1

@@ -6,7 +6,7 @@ from loyalty.domain.errors import Conflict, InvalidInput, NotFound, Refused
 from loyalty.services.members import register_member
 from loyalty.services.orders import record_orders
 from loyalty.services.points import redeem_points
-from loyalty.services.refunds import record_refund
+from loyalty.services.refunds import record_refund, record_refunds
 from loyalty.store.models import LedgerEntry, Order, PointsDebt, PointsLot, Refund
 from tests.conftest import at
 from tests.service.support import ledger_problems, member, order_event, pay, refund, refund_event, snapshot
@@ -283,3 +283,49 @@ def test_an_award_pays_the_oldest_debt_first(m1, clock):
     pay("o3", "m1", clock.now(), "120", clock)
     assert dict(PointsDebt.objects.values_list("key", "remaining")) == {"refund:r1:debt": 0, "refund:r2:debt": 30}
     assert (member("m1").points_balance, member("m1").points_debt) == (-30, 30)
+
+
+def test_a_batch_of_refunds_answers_each_event_and_counts_earlier_refunds_in_the_batch(m1, clock):
+    pay("o1", "m1", MONDAY, "400", clock)
+    events = [
+        refund_event("r1", "o1", "100", TUESDAY),
+        refund_event("r2", "nope", "1", TUESDAY),
+        refund_event("r1", "o1", "100", TUESDAY),
+        refund_event("r1", "o1", "101", TUESDAY),
+        refund_event("r3", "o1", "300.01", TUESDAY),
+        refund_event("r4", "o1", "1", at("2027-01-04 09:00")),
+        refund_event("r5", "o1", "300", TUESDAY),
+    ]
+    results = record_refunds(events, clock=clock)
+    assert [getattr(r, "code", None) or (r.growth_reversed, r.replayed) for r in results] == [
+        (100, False), "unknown_order", (100, True), "exists_with_different_payload", "refund_exceeds_paid",
+        "invalid_input", (350, False)]
+    assert results[5].field == "refunded_at"
+    assert sorted(Refund.objects.values_list("refund_id", flat=True)) == ["r1", "r5"]
+    assert Order.objects.get(order_id="o1").refunded_fen == 40000
+    assert (member("m1").growth_balance, member("m1").points_balance) == (0, 0)
+    assert ledger_problems("m1") == []
+
+
+def test_a_refund_after_the_points_expired_does_not_take_them_a_second_time(m1, clock):
+    from loyalty.services.points import expire_points
+
+    pay("late", "m1", at("2026-12-20 10:00"), "100", clock)  # 100 points expiring 2027-01-01 00:00
+    assert expire_points(at("2027-01-01 00:00"), clock=clock) == 100
+    outcome = refund("r-late", "late", "100", at("2027-01-03 10:00"), clock)
+    assert (outcome.points_reversed, outcome.points_debt_created) == (0, 0)
+    m = member("m1")
+    assert (m.points_balance, m.points_debt, m.growth_balance) == (0, 0, 0)
+    assert ledger_problems("m1") == []
+
+
+def test_a_partly_spent_lot_that_expired_claws_back_only_what_was_spent(m1, clock):
+    from loyalty.services.points import expire_points
+
+    pay("spent", "m1", at("2026-12-01 10:00"), "100", clock)  # 100 points, spendable from 12-08
+    redeem_points("m1", 30, redemption_id="rd-1", clock=type(clock)(at("2026-12-10 10:00")))
+    expire_points(at("2027-01-01 00:00"), clock=clock)  # the other 70 expire
+    outcome = refund("r-spent", "spent", "100", at("2027-01-03 10:00"), clock)
+    assert (outcome.points_reversed, outcome.points_debt_created) == (30, 30)
+    assert (member("m1").points_balance, member("m1").points_debt) == (-30, 30)
+    assert ledger_problems("m1") == []

@@ -29,10 +29,15 @@ def order_points(paid_fen: int, paid_at: datetime, birthday: date | None,
     return points
 
 
-def points_to_reverse(awarded: int, paid_fen: int, refunded_before_fen: int, refund_fen: int) -> int:
-    """Cumulative proportional take-back (floor), so a full refund takes back exactly all."""
+def points_to_reverse(awarded: int, paid_fen: int, refunded_before_fen: int, refund_fen: int,
+                      expired: int = 0) -> int:
+    """Cumulative proportional take-back (floor), so a full refund takes back exactly all.
+
+    Points of the order that already expired are gone once; a refund does not take them again:
+    the first `expired` points of the cumulative share are not clawed back."""
+    before = proportion_floor(awarded, refunded_before_fen, paid_fen)
     after = proportion_floor(awarded, refunded_before_fen + refund_fen, paid_fen)
-    return after - proportion_floor(awarded, refunded_before_fen, paid_fen)
+    return max(0, after - expired) - max(0, before - expired)
 
 
 def lot_available_at(earned_at: datetime, rules: PointsRules) -> datetime:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Sum
 
-from loyalty.clock import Clock, system_clock
-from loyalty.domain.errors import LoyaltyError, NotFound
+from loyalty.clock import Clock, FixedClock, system_clock
+from loyalty.domain.errors import InvalidInput, LoyaltyError, NotFound
 from loyalty.domain.events import OrderEvent
 from loyalty.domain.growth import OrderGrowth, apply_daily_cap, order_growth
 from loyalty.domain.periods import local_date
@@ -23,6 +23,7 @@ from loyalty.domain.points import lot_available_at, lot_expires_at, order_points
 from loyalty.domain.rules import Ruleset
 from loyalty.services import rulesets
 from loyalty.services.ledger import Book, Posting, check_replay, lock_members, payload_hash
+from loyalty.services.tiers import evaluate_tiers
 from loyalty.store import sql
 from loyalty.store.bulk import insert_rows
 from loyalty.store.models import LedgerEntry, Order, OrderItem
@@ -58,6 +59,7 @@ def record_orders(events: Sequence[OrderEvent], *, clock: Clock = system_clock) 
         batch.load(events)
         results = [batch.decide(event) for event in events]
         batch.flush()
+        batch.upgrade_now()
     return results
 
 
@@ -70,6 +72,8 @@ class _Batch:
         self.orders: list[tuple] = []
         self.items: list[tuple] = []
         self.growth_today: dict[tuple[int, date], int] = {}
+        self.upgrade_members: set[int] = set()
+        self.latest_paid_at = now
 
     def load(self, events: Sequence[OrderEvent]) -> None:
         """Lock the batch's members and find the orders already recorded (replays)."""
@@ -89,6 +93,8 @@ class _Batch:
             order_id, stored, member, base, bonus, points, version = self.existing[event.order_id]
             check_replay(stored, digest, f"order {order_id}", "order_id")
             return OrderOutcome(order_id, member, base + bonus, points, version, replayed=True)
+        if event.amount_fen <= 0 or sum(line.amount_fen for line in event.lines) != event.amount_fen:
+            raise InvalidInput("an order needs a positive amount that its lines add up to", field="amount")
         member = self.members.get(event.member)
         if member is None:
             raise NotFound(f"unknown member {event.member!r}; register the member first",
@@ -100,6 +106,9 @@ class _Batch:
         awarded = self._cap(member.id, day, earned, rules.growth.daily_cap)
         points = order_points(event.amount_fen, event.paid_at, member.birthday, rules.points, zone)
         self._post(member, event, active.version, day, awarded, points, rules)
+        if rules.evaluation.immediate_upgrade:
+            self.upgrade_members.add(member.id)
+            self.latest_paid_at = max(self.latest_paid_at, event.paid_at + timedelta(microseconds=1))
         self.existing[event.order_id] = (event.order_id, digest, member.external_id, awarded.base,
                                          awarded.bonus, points, active.version)
         self.orders.append((event.order_id, member.id, event.paid_at, day, event.amount_fen, awarded.base,
@@ -132,6 +141,14 @@ class _Batch:
                 available_at=lot_available_at(event.paid_at, rules.points),
                 expires_at=lot_expires_at(event.paid_at, rules.points, rules.timezone))
         self.book.add_totals(member.id, orders_count=1, paid_fen=event.amount_fen)
+
+    def upgrade_now(self) -> None:
+        """Under `immediate_upgrade`, members who just qualified move up now, not on the 1st."""
+        if self.upgrade_members:
+            # The later of now and the newest order, so that the orders just recorded count.
+            as_of = max(self.now, self.latest_paid_at)
+            evaluate_tiers(as_of, clock=FixedClock(self.now), member_ids=sorted(self.upgrade_members),
+                           upgrades_only=True)
 
     def flush(self) -> None:
         insert_rows(Order, ORDER_FIELDS, self.orders)

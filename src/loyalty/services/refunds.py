@@ -103,6 +103,9 @@ class _Batch:
             self.lot_ids[key] = lot_id
         keys = [f"order:{o}:{ledger}" for o in order_ids for ledger in ("growth", "points")]
         self.entries = dict(LedgerEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", "id"))
+        expiries = [f"expiry:order:{o}:points" for o in order_ids]
+        self.expired = {key: -delta for key, delta in LedgerEntry.objects.filter(idempotency_key__in=expiries)
+                        .values_list("idempotency_key", "delta")}
 
     def decide(self, event: RefundEvent) -> RefundOutcome | LoyaltyError:
         try:
@@ -135,7 +138,8 @@ class _Batch:
         bonus = rules.growth.large_order_bonus
         growth = growth_to_reverse(OrderGrowth(row["growth_base"], row["growth_bonus"]), row["amount_fen"],
                                    order.refunded_fen, event.amount_fen, bonus.min_amount_fen if bonus else None)
-        points = points_to_reverse(row["points"], row["amount_fen"], order.refunded_fen, event.amount_fen)
+        points = points_to_reverse(row["points"], row["amount_fen"], order.refunded_fen, event.amount_fen,
+                                   self.expired.get(f"expiry:order:{event.order_id}:points", 0))
         posting = Posting("refund", event.refund_id, f"refund:{event.refund_id}", row["ruleset_version"],
                           event.refunded_at, local_date(event.refunded_at, rules.timezone))
         key = f"order:{event.order_id}"
@@ -184,6 +188,8 @@ class _Batch:
 
 
 def _check(order: _Order, event: RefundEvent) -> None:
+    if event.amount_fen <= 0:
+        raise InvalidInput("a refund amount must be positive", field="amount")
     if event.refunded_at < order.row["paid_at"]:
         raise InvalidInput("a refund cannot precede the order's payment", field="refunded_at")
     left = order.row["amount_fen"] - order.refunded_fen
