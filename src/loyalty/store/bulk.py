@@ -17,6 +17,8 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from loyalty.store import raw
+
 Row = Sequence[Any]
 
 
@@ -84,8 +86,7 @@ def _execute(db: BaseDatabaseWrapper, plan: _Plan, rows: list[Row]) -> None:
         rows = [(*row, *plan.defaults) for row in rows]
     if plan.adapters:
         rows = _adapted(plan.adapters, rows)
-    with db.cursor() as cursor:
-        cursor.executemany(plan.sql, rows)
+    raw.execute_many(plan.sql, rows)
 
 
 def _adapted(adapters: Sequence[tuple[int, Callable[[Any], Any]]], rows: list[Row]) -> list[Row]:

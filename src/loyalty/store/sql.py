@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import connection
 
+from loyalty.store import raw
 from loyalty.store.models import Member, Order, RulesetVersion
 
 
@@ -36,9 +37,7 @@ def _marks(count: int) -> str:
 
 
 def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
+    return raw.fetch(sql, params)
 
 
 def lock_members(external_ids: Sequence[str]) -> list[MemberRow]:
