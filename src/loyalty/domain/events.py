@@ -7,6 +7,7 @@ a replay with the same id and fingerprint is the same request; a different one i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -18,6 +19,7 @@ from loyalty.domain.money import parse_yuan
 from loyalty.domain.periods import require_aware
 
 ID_MAX = 64
+_SPACE = re.compile(r"\s")
 ACTION_TYPES = ("check_in", "review", "share")
 
 
@@ -30,7 +32,7 @@ def text_id(raw: Mapping[str, Any], field: str, *, required: bool = True) -> str
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise InvalidInput(f"{field} must be a string", field=field)
     text = str(value).strip()
-    if not text or len(text) > ID_MAX or any(ch.isspace() for ch in text):
+    if not text or len(text) > ID_MAX or _SPACE.search(text):
         raise InvalidInput(f"{field} must be 1–{ID_MAX} characters without spaces", field=field)
     return text
 
@@ -69,6 +71,15 @@ class OrderEvent:
         }
 
 
+def parse_line(item: Mapping[str, Any], index: int, *, prefix: str = "") -> tuple[str, Line]:
+    """One order line: (sku, Line). Errors name the field under `prefix` (e.g. "items[2].")."""
+    sku = text_id(item, "sku", required=False) or f"line-{index + 1}"
+    category = item.get("category") or ""
+    if not isinstance(category, str) or len(category) > ID_MAX:
+        raise InvalidInput("category must be a short string", field=f"{prefix}category")
+    return sku, Line(category or None, parse_yuan(item.get("amount"), field=f"{prefix}amount"))
+
+
 def parse_order(raw: Mapping[str, Any]) -> OrderEvent:
     amount_fen = parse_yuan(raw.get("amount"), field="amount")
     items = raw.get("items") or []
@@ -78,11 +89,9 @@ def parse_order(raw: Mapping[str, Any]) -> OrderEvent:
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise InvalidInput("each item is an object with sku, category and amount", field=f"items[{i}]")
-        skus.append(text_id(item, "sku", required=False) or f"line-{i + 1}")
-        category = item.get("category") or ""
-        if not isinstance(category, str) or len(category) > ID_MAX:
-            raise InvalidInput("category must be a short string", field=f"items[{i}].category")
-        lines.append(Line(category or None, parse_yuan(item.get("amount"), field=f"items[{i}].amount")))
+        sku, line = parse_line(item, i, prefix=f"items[{i}].")
+        skus.append(sku)
+        lines.append(line)
     if not lines:
         lines, skus = [Line(None, amount_fen)], [""]
     elif sum(line.amount_fen for line in lines) != amount_fen:

@@ -15,8 +15,8 @@ from django.db import transaction
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.errors import InvalidInput, LoyaltyError
-from loyalty.domain.events import OrderEvent, parse_order
-from loyalty.domain.money import format_fen, parse_yuan
+from loyalty.domain.events import OrderEvent, moment, parse_line, text_id
+from loyalty.domain.growth import Line
 from loyalty.services.members import register_many
 from loyalty.services.orders import record_orders
 
@@ -46,13 +46,12 @@ class ImportSummary:
 
 @dataclass
 class _Draft:
-    """The lines of one order as read, before the order is parsed."""
+    """The lines of one order as read, before the order is built."""
 
     line: int
-    member: str
-    paid_at: str
-    items: list[dict[str, str | None]]
-    amount_fen: int = 0
+    row: Mapping[str, str]
+    skus: list[str]
+    lines: list[Line]
 
 
 def parse_rows(rows: Iterable[tuple[int, Mapping[str, str]]]) -> list[tuple[int, OrderEvent]]:
@@ -62,23 +61,22 @@ def parse_rows(rows: Iterable[tuple[int, Mapping[str, str]]]) -> list[tuple[int,
         missing = [c for c in REQUIRED if not (row.get(c) or "").strip()]
         if missing:
             raise ImportRefused(line, InvalidInput(f"{missing[0]} is empty", field=missing[0]))
-        try:
-            amount_fen = parse_yuan(row["amount"], field="amount")
-        except LoyaltyError as error:
-            raise ImportRefused(line, error) from error
-        draft = drafts.setdefault(row["order_id"].strip(), _Draft(line, row["member"], row["paid_at"], []))
-        if (draft.member, draft.paid_at) != (row["member"], row["paid_at"]):
+        draft = drafts.setdefault(row["order_id"].strip(), _Draft(line, row, [], []))
+        if (draft.row["member"], draft.row["paid_at"]) != (row["member"], row["paid_at"]):
             raise ImportRefused(line, InvalidInput("lines of one order must share member and paid_at",
                                                    field="order_id"))
-        draft.items.append({"sku": row.get("sku") or None, "category": row.get("category") or "",
-                            "amount": format_fen(amount_fen)})
-        draft.amount_fen += amount_fen
-    events = []
-    for order_id, draft in drafts.items():
-        raw = {"order_id": order_id, "member": draft.member, "paid_at": draft.paid_at,
-               "amount": format_fen(draft.amount_fen), "items": draft.items}
         try:
-            events.append((draft.line, parse_order(raw)))
+            sku, order_line = parse_line(row, len(draft.lines))
+        except LoyaltyError as error:
+            raise ImportRefused(line, error) from error
+        draft.skus.append(sku)
+        draft.lines.append(order_line)
+    events = []
+    for draft in drafts.values():
+        try:
+            events.append((draft.line, OrderEvent(
+                text_id(draft.row, "order_id"), text_id(draft.row, "member"), moment(draft.row, "paid_at"),
+                sum(line.amount_fen for line in draft.lines), tuple(draft.lines), tuple(draft.skus))))
         except LoyaltyError as error:
             raise ImportRefused(draft.line, error) from error
     events.sort(key=lambda pair: (pair[1].paid_at, pair[0]))

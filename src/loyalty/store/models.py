@@ -63,7 +63,7 @@ class RulesetVersion(models.Model):
 
 class Order(models.Model):
     order_id = models.CharField(max_length=64, unique=True)
-    member = models.ForeignKey(Member, on_delete=models.PROTECT)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)  # orders_member_paid leads
     paid_at = models.DateTimeField()
     business_date = models.DateField()
     amount_fen = models.BigIntegerField()
@@ -86,8 +86,9 @@ class Order(models.Model):
 
 
 class OrderItem(models.Model):
-    order = models.ForeignKey(Order, to_field="order_id", db_column="order_ref", on_delete=models.CASCADE,
-                              related_name="items")
+    # Items are read by member and order (items_member_order); orders are never deleted.
+    order = models.ForeignKey(Order, to_field="order_id", db_column="order_ref", on_delete=models.PROTECT,
+                              related_name="items", db_index=False)
     member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
     sku = models.CharField(max_length=64)
     category = models.CharField(max_length=64, blank=True)
@@ -145,7 +146,7 @@ class LedgerEntry(models.Model):
     source = models.CharField(max_length=16, choices=SOURCES)
     reference = models.CharField(max_length=128)
     idempotency_key = models.CharField(max_length=160, unique=True)
-    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT)
+    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, db_index=False)
     ruleset_version = models.IntegerField(null=True, blank=True)
     occurred_at = models.DateTimeField()
     business_date = models.DateField()
