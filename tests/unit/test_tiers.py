@@ -289,13 +289,20 @@ def test_percentile_ranks_a_member_within_the_population() -> None:
     score = Score({"amount": Decimal("0.5"), "orders": Decimal("0.5")}, "percentile")
     population = {"amount": [100, 200, 300, 400], "orders": [1, 1, 2, 9]}
     metrics = {("amount", "12m"): 300, ("orders", "12m"): 1}
-    # amount: 3 of 4 at or below → 75; orders: 2 of 4 at or below → 50.
-    assert score_of(metrics, score, "12m", population) == Decimal("62.5")
+    # amount: 2 below, 1 tied of 4 → 62.5; orders: 0 below, 2 tied of 4 → 25.
+    assert score_of(metrics, score, "12m", population) == Decimal("43.75")
 
 
-def test_percentile_without_a_population_ranks_the_member_at_the_top() -> None:
+def test_percentile_counts_ties_half_so_doing_nothing_does_not_rank_at_the_top() -> None:
     score = Score({"orders": Decimal(1)}, "percentile")
-    assert score_of({("orders", "12m"): 3}, score, "12m") == Decimal(100)
+    population = {"orders": [0] * 95 + [3, 4, 5, 6, 7]}
+    assert score_of({("orders", "12m"): 0}, score, "12m", population) == Decimal("47.5")
+    assert score_of({("orders", "12m"): 7}, score, "12m", population) == Decimal("99.5")
+
+
+def test_percentile_without_a_population_ranks_the_member_in_the_middle() -> None:
+    score = Score({"orders": Decimal(1)}, "percentile")
+    assert score_of({("orders", "12m"): 3}, score, "12m") == Decimal(50)
 
 
 def test_the_score_counts_amounts_in_yuan_without_normalisation() -> None:

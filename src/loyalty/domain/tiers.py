@@ -10,7 +10,7 @@ The base tier never expires and nobody falls below it.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,7 +64,7 @@ def score_of(metrics: Mapping[MetricKey, int | Decimal], score: Score, window_ke
         raw = metrics.get((metric, window_key), 0)
         if score.normalise == "percentile":
             values = (population or {}).get(metric) or [raw]
-            total += weight * Decimal(bisect_right(values, raw)) * HUNDRED / len(values)
+            total += weight * _mid_rank(values, raw)
             continue
         value = Decimal(raw) / 100 if metric in ("amount", "max_single_order") else Decimal(raw)
         if score.normalise == "minmax":
@@ -72,6 +72,14 @@ def score_of(metrics: Mapping[MetricKey, int | Decimal], score: Score, window_ke
             value = min(max(value, Decimal(0)), cap) * HUNDRED / cap
         total += weight * value
     return total
+
+
+def _mid_rank(values: Sequence[int | Decimal], value: int | Decimal) -> Decimal:
+    """Percentile rank, 0–100: the share below plus half the share tied (scipy's kind="mean").
+    Ties count half, so when most members have done nothing, doing nothing ranks in the middle,
+    not at the top."""
+    below, through = bisect_left(values, value), bisect_right(values, value)
+    return Decimal(below + through) * HUNDRED / (2 * len(values))
 
 
 def with_score(facts: Facts, ruleset: Ruleset,

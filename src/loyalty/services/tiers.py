@@ -19,7 +19,7 @@ from loyalty.clock import Clock, system_clock
 from loyalty.domain.conditions import Facts, MetricKey
 from loyalty.domain.periods import Window
 from loyalty.domain.rules import Ruleset
-from loyalty.domain.tiers import Standing, TierDecision, evaluate, needed_metrics, with_score
+from loyalty.domain.tiers import Standing, TierDecision, earned_tier, evaluate, needed_metrics, with_score
 from loyalty.services import rulesets
 from loyalty.store import queries
 from loyalty.store.bulk import insert_rows, update_rows
@@ -79,11 +79,15 @@ def _collect(facts: dict[int, dict[MetricKey, int | Decimal]], key: str, metrics
         put("active_days", queries.active_days(start, end, member_ids))
 
 
-def _population(ruleset: Ruleset, facts: dict[int, dict[MetricKey, int | Decimal]], members: int
-                ) -> dict[str, list[int | Decimal]] | None:
-    """Sorted values per score metric over all members (zeros included), for percentile ranks."""
+def _population(ruleset: Ruleset, as_of: datetime, facts: dict[int, dict[MetricKey, int | Decimal]],
+                partial: bool) -> dict[str, list[int | Decimal]] | None:
+    """Sorted values per score metric over all members (zeros included), for percentile ranks;
+    when only some members are evaluated (`partial`), everyone's values are read all the same."""
     if ruleset.score is None or ruleset.score.normalise != "percentile":
-        return None
+        return None  # only percentile ranks need everyone's values
+    if partial:
+        facts = window_facts(ruleset, as_of)
+    members = Member.objects.count()
     key = ruleset.evaluation.window.key
     population = {}
     for metric in ruleset.score.weights:
@@ -98,16 +102,24 @@ def evaluate_tiers(as_of: datetime, *, clock: Clock = system_clock, member_ids: 
     active = rulesets.in_force(as_of)
     ruleset = active.ruleset
     facts = window_facts(ruleset, as_of, member_ids)
+    population = _population(ruleset, as_of, facts, partial=member_ids is not None)
     members = Member.objects.order_by("id").values_list("id", "tier", "tier_expires_at", "invited")
     if member_ids is not None:
         members = members.filter(id__in=list(member_ids))
-    population = _population(ruleset, facts, members.count()) if ruleset.score else None
     summary = EvaluationSummary(as_of, active.version)
     decisions: list[tuple[int, TierDecision]] = []
+    base = ruleset.base_tier.code
+    # Members with no activity in the window, in the base tier for good, stay there when an idle
+    # member earns the base tier: most of a large shop, decided without building their facts.
+    idle_stays = earned_tier(ruleset, with_score(Facts({}, {"invited": False}), ruleset, population)).rank == 0
     for member_id, tier, expires_at, invited in members.iterator(chunk_size=CHUNK):
-        member_facts = with_score(Facts(facts.get(member_id, {}), {"invited": invited}), ruleset, population)
-        decision = evaluate(ruleset, Standing(tier, expires_at), member_facts, as_of, upgrades_only=upgrades_only)
         summary.members += 1
+        member_facts = facts.get(member_id)
+        if idle_stays and member_facts is None and tier == base and expires_at is None and not invited:
+            summary.tiers[base] += 1
+            continue
+        scored = with_score(Facts(member_facts or {}, {"invited": invited}), ruleset, population)
+        decision = evaluate(ruleset, Standing(tier, expires_at), scored, as_of, upgrades_only=upgrades_only)
         summary.tiers[decision.to_code] += 1
         if decision.changed:
             summary.changes[decision.reason] += 1
