@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from loyalty.store import raw
@@ -51,7 +51,7 @@ def _adapter(db: BaseDatabaseWrapper, field: models.Field[Any, Any]) -> Callable
 
 def _plan(kind: str, model: type[models.Model], fields: tuple[str, ...], where: tuple[str, ...] = ()
           ) -> tuple[BaseDatabaseWrapper, _Plan]:
-    db = connections[DEFAULT_DB_ALIAS]
+    db = raw.database()
     plans: dict[tuple[Any, ...], _Plan] = db.__dict__.setdefault("_loyalty_plans", {})
     key = (kind, model, fields, where)
     if key not in plans:
@@ -86,7 +86,7 @@ def _execute(db: BaseDatabaseWrapper, plan: _Plan, rows: list[Row]) -> None:
         rows = [(*row, *plan.defaults) for row in rows]
     if plan.adapters:
         rows = _adapted(plan.adapters, rows)
-    raw.execute_many(plan.sql, rows)
+    raw.execute_many(plan.sql, rows, db)
 
 
 def _adapted(adapters: Sequence[tuple[int, Callable[[Any], Any]]], rows: list[Row]) -> list[Row]:

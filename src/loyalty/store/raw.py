@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 @lru_cache(maxsize=512)
@@ -20,9 +21,16 @@ def _native(sql: str, vendor: str) -> str:
     return sql.replace("%s", "?") if vendor == "sqlite" else sql
 
 
-def fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+def database() -> BaseDatabaseWrapper:
+    """This thread's connection to the default database, opened if it is not yet."""
     db = connections[DEFAULT_DB_ALIAS]
-    db.ensure_connection()
+    if db.connection is None:
+        db.ensure_connection()
+    return db
+
+
+def fetch(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = None) -> list[tuple[Any, ...]]:
+    db = db or database()
     with db.wrap_database_errors:
         cursor = db.connection.cursor()
         try:
@@ -32,9 +40,8 @@ def fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
             cursor.close()
 
 
-def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    db = connections[DEFAULT_DB_ALIAS]
-    db.ensure_connection()
+def execute_many(sql: str, rows: Sequence[Sequence[Any]], db: BaseDatabaseWrapper | None = None) -> None:
+    db = db or database()
     with db.wrap_database_errors:
         cursor = db.connection.cursor()
         try:
