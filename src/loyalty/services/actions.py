@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from django.db import transaction
 from django.db.models import Count, Sum
 
 from loyalty.clock import Clock, system_clock
@@ -22,7 +21,8 @@ from loyalty.domain.growth import action_award
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import lot_available_at, lot_expires_at
 from loyalty.services import rulesets
-from loyalty.services.ledger import Book, Posting, check_replay, lock_members, payload_hash
+from loyalty.services.batches import EventBatch, only
+from loyalty.services.ledger import Posting, check_replay, lock_members, payload_hash
 from loyalty.store.bulk import insert_rows
 from loyalty.store.models import Action, LedgerEntry, Order
 from loyalty.store.sql import MemberRow
@@ -44,27 +44,18 @@ class ActionOutcome:
 
 def record_action(event: ActionEvent, *, clock: Clock = system_clock) -> ActionOutcome:
     """Record one action; raises the event's error."""
-    result = record_actions([event], clock=clock)[0]
-    if isinstance(result, LoyaltyError):
-        raise result
-    return result
+    return only(record_actions([event], clock=clock))
 
 
 def record_actions(events: Sequence[ActionEvent], *, clock: Clock = system_clock
                    ) -> list[ActionOutcome | LoyaltyError]:
     """Record a batch in one transaction; one outcome or error per event, in order."""
-    with transaction.atomic():
-        batch = _Batch(clock.now())
-        batch.load(events)
-        results = [batch.decide(event) for event in events]
-        batch.flush()
-    return results
+    return _Batch(clock.now()).run(events)
 
 
-class _Batch:
+class _Batch(EventBatch[ActionEvent, ActionOutcome]):
     def __init__(self, now: datetime):
-        self.book = Book(now)
-        self.now = now
+        super().__init__(now)
         self.rows: list[tuple] = []
 
     def load(self, events: Sequence[ActionEvent]) -> None:
@@ -95,13 +86,7 @@ class _Batch:
         except LoyaltyError:
             return None
 
-    def decide(self, event: ActionEvent) -> ActionOutcome | LoyaltyError:
-        try:
-            return self._decide(event)
-        except LoyaltyError as error:
-            return error
-
-    def _decide(self, event: ActionEvent) -> ActionOutcome:
+    def decide_one(self, event: ActionEvent) -> ActionOutcome:
         digest = payload_hash(event.fingerprint())
         if event.event_id in self.existing:
             event_id, stored, member_id, kind, growth, points, reason = self.existing[event.event_id]

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
 from django.db.models import Sum
 
 from loyalty.clock import Clock, FixedClock, system_clock
@@ -22,7 +21,8 @@ from loyalty.domain.periods import local_date
 from loyalty.domain.points import lot_available_at, lot_expires_at, order_points
 from loyalty.domain.rules import Ruleset
 from loyalty.services import rulesets
-from loyalty.services.ledger import Book, Posting, check_replay, lock_members, payload_hash
+from loyalty.services.batches import EventBatch, only
+from loyalty.services.ledger import Posting, check_replay, lock_members, payload_hash
 from loyalty.services.tiers import evaluate_tiers
 from loyalty.store import sql
 from loyalty.store.bulk import insert_rows
@@ -46,27 +46,17 @@ class OrderOutcome:
 
 def record_order(event: OrderEvent, *, clock: Clock = system_clock) -> OrderOutcome:
     """Record one paid order; raises the event's error."""
-    result = record_orders([event], clock=clock)[0]
-    if isinstance(result, LoyaltyError):
-        raise result
-    return result
+    return only(record_orders([event], clock=clock))
 
 
 def record_orders(events: Sequence[OrderEvent], *, clock: Clock = system_clock) -> list[OrderOutcome | LoyaltyError]:
     """Record a batch in one transaction; answers one outcome or error per event, in order."""
-    with transaction.atomic():
-        batch = _Batch(clock.now())
-        batch.load(events)
-        results = [batch.decide(event) for event in events]
-        batch.flush()
-        batch.upgrade_now()
-    return results
+    return _Batch(clock.now()).run(events)
 
 
-class _Batch:
+class _Batch(EventBatch[OrderEvent, OrderOutcome]):
     def __init__(self, now: datetime):
-        self.now = now
-        self.book = Book(now)
+        super().__init__(now)
         self.members: dict[str, MemberRow] = {}
         self.existing: dict[str, tuple] = {}
         self.orders: list[tuple] = []
@@ -81,13 +71,7 @@ class _Batch:
         self.rules = rulesets.rulebook()
         self.existing = {row[0]: row for row in sql.recorded_orders(sorted({e.order_id for e in events}))}
 
-    def decide(self, event: OrderEvent) -> OrderOutcome | LoyaltyError:
-        try:
-            return self._decide(event)
-        except LoyaltyError as error:
-            return error
-
-    def _decide(self, event: OrderEvent) -> OrderOutcome:
+    def decide_one(self, event: OrderEvent) -> OrderOutcome:
         digest = payload_hash(event.fingerprint())
         if event.order_id in self.existing:
             order_id, stored, member, base, bonus, points, version = self.existing[event.order_id]
@@ -142,7 +126,7 @@ class _Batch:
                 expires_at=lot_expires_at(event.paid_at, rules.points, rules.timezone))
         self.book.add_totals(member.id, orders_count=1, paid_fen=event.amount_fen)
 
-    def upgrade_now(self) -> None:
+    def finish(self) -> None:
         """Under `immediate_upgrade`, members who just qualified move up now, not on the 1st."""
         if self.upgrade_members:
             # The later of now and the newest order, so that the orders just recorded count.

@@ -17,8 +17,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
-
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.errors import InvalidInput, LoyaltyError, NotFound, Refused
 from loyalty.domain.events import RefundEvent
@@ -26,7 +24,8 @@ from loyalty.domain.growth import OrderGrowth, growth_to_reverse
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import Lot, clawback, points_to_reverse
 from loyalty.services import rulesets
-from loyalty.services.ledger import Book, Posting, check_replay, lock_member_ids, payload_hash, take_from_lots
+from loyalty.services.batches import EventBatch, only
+from loyalty.services.ledger import Posting, check_replay, lock_member_ids, payload_hash, take_from_lots
 from loyalty.store.bulk import insert_rows, update_rows
 from loyalty.store.models import LedgerEntry, Order, PointsDebt, PointsLot, Refund
 
@@ -48,20 +47,12 @@ class RefundOutcome:
 
 def record_refund(event: RefundEvent, *, clock: Clock = system_clock) -> RefundOutcome:
     """Record one refund; raises the event's error."""
-    result = record_refunds([event], clock=clock)[0]
-    if isinstance(result, LoyaltyError):
-        raise result
-    return result
+    return only(record_refunds([event], clock=clock))
 
 
 def record_refunds(events: Sequence[RefundEvent], *, clock: Clock = system_clock) -> list[RefundOutcome | LoyaltyError]:
     """Record a batch in one transaction; one outcome or error per event, in order."""
-    with transaction.atomic():
-        batch = _Batch(clock.now())
-        batch.load(events)
-        results = [batch.decide(event) for event in events]
-        batch.flush()
-    return results
+    return _Batch(clock.now()).run(events)
 
 
 @dataclass
@@ -75,10 +66,9 @@ class _Order:
     touched: bool = False
 
 
-class _Batch:
+class _Batch(EventBatch[RefundEvent, RefundOutcome]):
     def __init__(self, now: datetime):
-        self.now = now
-        self.book = Book(now)
+        super().__init__(now)
         self.refunds: list[tuple[Any, ...]] = []
         self.debts: list[tuple[Any, ...]] = []
         self.takes: list[tuple[int, int]] = []
@@ -107,13 +97,7 @@ class _Batch:
         self.expired = {key: -delta for key, delta in LedgerEntry.objects.filter(idempotency_key__in=expiries)
                         .values_list("idempotency_key", "delta")}
 
-    def decide(self, event: RefundEvent) -> RefundOutcome | LoyaltyError:
-        try:
-            return self._decide(event)
-        except LoyaltyError as error:
-            return error
-
-    def _decide(self, event: RefundEvent) -> RefundOutcome:
+    def decide_one(self, event: RefundEvent) -> RefundOutcome:
         digest = payload_hash(event.fingerprint())
         if event.refund_id in self.existing:
             refund_id, stored, order_id, growth, points, debt, written_off = self.existing[event.refund_id]
