@@ -7,12 +7,45 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import os
+import socket
+
 import pytest
+from django.conf import settings
 
 from loyalty.clock import FixedClock
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 RULES_FROM = datetime(2020, 1, 1, tzinfo=SHANGHAI)
+
+
+def _server_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL or MariaDB, a server that does not answer skips the run with the reason,
+    or fails it when LOYALTY_REQUIRE_SERVICES=1 (CI). `server_db` tests skip on SQLite."""
+    database = settings.DATABASES["default"]
+    vendor = database["ENGINE"].rsplit(".", 1)[-1]
+    if vendor == "sqlite3":
+        skip = pytest.mark.skip(reason="needs PostgreSQL or MariaDB: SQLite serialises every writer")
+        for item in items:
+            if "server_db" in item.keywords:
+                item.add_marker(skip)
+        return
+    host, port = database.get("HOST") or "127.0.0.1", int(database.get("PORT") or 0)
+    if _server_answers(host, port):
+        return
+    reason = f"{vendor} at {host}:{port} does not answer"
+    if os.environ.get("LOYALTY_REQUIRE_SERVICES") == "1":
+        raise pytest.UsageError(f"{reason}, and LOYALTY_REQUIRE_SERVICES=1 requires it")
+    for item in items:
+        item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def at(text: str) -> datetime:

@@ -24,6 +24,11 @@ def database_from_url(url: str) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;",
         }
         config["TEST"] = {"NAME": None}
+    elif config["ENGINE"] == "django.db.backends.mysql":
+        # READ COMMITTED: each statement sees what committed before it, as on PostgreSQL, and
+        # InnoDB takes no gap locks on inserts, which would otherwise deadlock concurrent writers.
+        config["OPTIONS"] = {"charset": "utf8mb4", "isolation_level": "read committed"}
+        config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_bin"}
     return config
 
 

@@ -218,3 +218,18 @@ def test_compiled_conditions_answer_exactly_as_the_tree_does(condition, metrics,
     window = Window("trailing_months", 12)
     facts = Facts(metrics, {"invited": invited})
     assert compile_condition(condition, window)(facts) is holds(condition, facts, window)
+
+
+@PROPERTY_SETTINGS
+@given(refund_splits(), st.integers(0, 10_000), st.integers(0, 8), st.data())
+def test_refunds_around_an_expiry_never_take_expired_points_a_second_time(split, awarded, expiry_after, data):
+    """Whatever expired between two refunds is never clawed back; nothing is taken twice."""
+    paid_fen, parts = split
+    expired = taken = refunded = 0
+    for index, part in enumerate(parts):
+        if index == expiry_after:  # the lot expires with what is left of it (some maybe spent)
+            expired = data.draw(st.integers(0, awarded - taken))
+        taken += points_to_reverse(awarded, paid_fen, refunded, part, expired=expired, reversed_before=taken)
+        refunded += part
+    # Refunded in full: everything is taken back except what expired, exactly.
+    assert taken == awarded - expired

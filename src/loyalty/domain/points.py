@@ -30,14 +30,15 @@ def order_points(paid_fen: int, paid_at: datetime, birthday: date | None,
 
 
 def points_to_reverse(awarded: int, paid_fen: int, refunded_before_fen: int, refund_fen: int,
-                      expired: int = 0) -> int:
+                      *, expired: int = 0, reversed_before: int = 0) -> int:
     """Cumulative proportional take-back (floor), so a full refund takes back exactly all.
 
-    Points of the order that already expired are gone once; a refund does not take them again:
-    the first `expired` points of the cumulative share are not clawed back."""
+    Points of the order that already expired are gone once and never taken a second time: a
+    refund takes its share, but no more than the award less what expired and what earlier
+    refunds took (so the points spent before the expiry are what is left to take back)."""
     before = proportion_floor(awarded, refunded_before_fen, paid_fen)
-    after = proportion_floor(awarded, refunded_before_fen + refund_fen, paid_fen)
-    return max(0, after - expired) - max(0, before - expired)
+    share = proportion_floor(awarded, refunded_before_fen + refund_fen, paid_fen) - before
+    return min(share, max(0, awarded - expired - reversed_before))
 
 
 def lot_available_at(earned_at: datetime, rules: PointsRules) -> datetime:

@@ -21,7 +21,7 @@ from loyalty.domain.growth import action_award
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import lot_available_at, lot_expires_at
 from loyalty.services import rulesets
-from loyalty.services.batches import EventBatch, only
+from loyalty.services.batches import EventBatch, only, run_batch
 from loyalty.services.ledger import Posting, check_replay, lock_members, payload_hash
 from loyalty.store.bulk import insert_rows
 from loyalty.store.models import Action, LedgerEntry, Order
@@ -50,7 +50,7 @@ def record_action(event: ActionEvent, *, clock: Clock = system_clock) -> ActionO
 def record_actions(events: Sequence[ActionEvent], *, clock: Clock = system_clock
                    ) -> list[ActionOutcome | LoyaltyError]:
     """Record a batch in one transaction; one outcome or error per event, in order."""
-    return _Batch(clock.now()).run(events)
+    return run_batch(lambda: _Batch(clock.now()), events)
 
 
 class _Batch(EventBatch[ActionEvent, ActionOutcome]):

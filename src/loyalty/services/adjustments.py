@@ -15,6 +15,7 @@ from loyalty.domain.errors import InvalidInput, NotFound, Refused
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import draw, lot_expires_at
 from loyalty.services import rulesets
+from loyalty.services.batches import retry_races
 from loyalty.services.ledger import (
     Book,
     Posting,
@@ -40,37 +41,42 @@ def adjust(external_id: str, ledger: str, delta: int, *, reason: str, actor: str
            clock: Clock = system_clock) -> AdjustmentOutcome:
     _check(ledger, delta, reason, actor, adjustment_id)
     digest = payload_hash({"member": external_id, "ledger": ledger, "delta": delta, "reason": reason.strip()})
-    with transaction.atomic():
-        existing = Adjustment.objects.filter(adjustment_id=adjustment_id).first()
-        if existing is not None:
-            check_replay(existing.payload_hash, digest, f"adjustment {adjustment_id}", "adjustment_id")
-            return AdjustmentOutcome(adjustment_id, external_id, existing.ledger, existing.delta, replayed=True)
-        member = lock_members([external_id]).get(external_id)
-        if member is None:
-            raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
-        now = clock.now()
-        active = rulesets.in_force(now)
-        posting = Posting("adjustment", adjustment_id, f"adjustment:{adjustment_id}", active.version, now,
-                          local_date(now, active.ruleset.timezone))
-        book = Book(now)
-        if ledger == "growth":
-            if member.growth_balance + delta < 0:
-                raise Refused("growth cannot go below zero", field="delta", code="insufficient_growth")
-            book.post(member.id, "growth", delta, posting)
-        elif delta > 0:
-            book.award_points(member, delta, posting, available_at=now,
-                              expires_at=lot_expires_at(now, active.ruleset.points, active.ruleset.timezone))
-        else:
-            takes, shortfall = draw(live_lots(member.id, now), -delta, now)
-            if shortfall:
-                raise Refused("not enough spendable points for this debit", field="delta",
-                              code="insufficient_points")
-            take_from_lots(takes)
-            book.post(member.id, "points", delta, posting)
-        book.flush()
-        Adjustment.objects.create(adjustment_id=adjustment_id, member_id=member.id, ledger=ledger, delta=delta,
-                                  reason=reason.strip(), actor=actor, payload_hash=digest, created_at=now)
-    return AdjustmentOutcome(adjustment_id, external_id, ledger, delta)
+
+    def apply() -> AdjustmentOutcome:
+        with transaction.atomic():
+            member = lock_members([external_id]).get(external_id)
+            if member is None:
+                raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
+            # IMPORTANT: look for a replay only under the member's lock: a concurrent retry waits here.
+            existing = Adjustment.objects.filter(adjustment_id=adjustment_id).first()
+            if existing is not None:
+                check_replay(existing.payload_hash, digest, f"adjustment {adjustment_id}", "adjustment_id")
+                return AdjustmentOutcome(adjustment_id, external_id, existing.ledger, existing.delta, replayed=True)
+            now = clock.now()
+            active = rulesets.in_force(now)
+            posting = Posting("adjustment", adjustment_id, f"adjustment:{adjustment_id}", active.version, now,
+                              local_date(now, active.ruleset.timezone))
+            book = Book(now)
+            if ledger == "growth":
+                if member.growth_balance + delta < 0:
+                    raise Refused("growth cannot go below zero", field="delta", code="insufficient_growth")
+                book.post(member.id, "growth", delta, posting)
+            elif delta > 0:
+                book.award_points(member, delta, posting, available_at=now,
+                                  expires_at=lot_expires_at(now, active.ruleset.points, active.ruleset.timezone))
+            else:
+                takes, shortfall = draw(live_lots(member.id, now), -delta, now)
+                if shortfall:
+                    raise Refused("not enough spendable points for this debit", field="delta",
+                                  code="insufficient_points")
+                take_from_lots(takes)
+                book.post(member.id, "points", delta, posting)
+            book.flush()
+            Adjustment.objects.create(adjustment_id=adjustment_id, member_id=member.id, ledger=ledger, delta=delta,
+                                      reason=reason.strip(), actor=actor, payload_hash=digest, created_at=now)
+        return AdjustmentOutcome(adjustment_id, external_id, ledger, delta)
+
+    return retry_races(apply)
 
 
 def _check(ledger: str, delta: int, reason: str, actor: str, adjustment_id: str) -> None:

@@ -8,17 +8,18 @@ single event is a batch of one, so the per-event API and the batch API cannot dr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from django.db import transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 from loyalty.domain.errors import LoyaltyError
 from loyalty.services.ledger import Book
 
 Event = TypeVar("Event")
 Outcome = TypeVar("Outcome")
+T = TypeVar("T")
 
 
 class EventBatch(ABC, Generic[Event, Outcome]):
@@ -55,6 +56,40 @@ class EventBatch(ABC, Generic[Event, Outcome]):
             self.flush()
             self.finish()
         return results
+
+
+def run_batch(make: Callable[[], EventBatch[Event, Outcome]], events: Sequence[Event]
+              ) -> list[Outcome | LoyaltyError]:
+    """Run a fresh batch, again from the start if it loses a race (see `retry_races`)."""
+    return retry_races(lambda: make().run(events))
+
+
+def retry_races(work: Callable[[], T]) -> T:
+    """Run `work` (one transaction); when it loses a race, run it again from the start.
+
+    Writers lock their members first, so the same client id sent twice is normally answered as
+    a replay. Two requests with one id but different members lock different rows, though: the
+    loser's INSERT then hits the UNIQUE key. Its transaction is rolled back whole and re-run,
+    and the re-run sees the winner's row and answers replay or conflict. Deadlocks (which the
+    primary-key lock order should prevent) get the same treatment. Only the outermost
+    transaction can be re-run: inside a caller's transaction the error goes to the caller."""
+    for attempt in range(RETRIES):
+        try:
+            return work()
+        except (IntegrityError, OperationalError) as error:
+            if connection.in_atomic_block or attempt == RETRIES - 1 or not _retryable(error):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+RETRIES = 3
+
+
+def _retryable(error: Exception) -> bool:
+    if isinstance(error, IntegrityError):
+        return True
+    text = str(error).lower()
+    return "deadlock" in text or "could not serialize" in text or "lock wait timeout" in text
 
 
 def only(results: list[Outcome | LoyaltyError]) -> Outcome:

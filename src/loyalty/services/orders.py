@@ -21,7 +21,7 @@ from loyalty.domain.periods import local_date
 from loyalty.domain.points import lot_available_at, lot_expires_at, order_points
 from loyalty.domain.rules import Ruleset
 from loyalty.services import rulesets
-from loyalty.services.batches import EventBatch, only
+from loyalty.services.batches import EventBatch, only, run_batch
 from loyalty.services.ledger import Posting, check_replay, lock_members, payload_hash
 from loyalty.services.tiers import evaluate_tiers
 from loyalty.store import sql
@@ -51,7 +51,7 @@ def record_order(event: OrderEvent, *, clock: Clock = system_clock) -> OrderOutc
 
 def record_orders(events: Sequence[OrderEvent], *, clock: Clock = system_clock) -> list[OrderOutcome | LoyaltyError]:
     """Record a batch in one transaction; answers one outcome or error per event, in order."""
-    return _Batch(clock.now()).run(events)
+    return run_batch(lambda: _Batch(clock.now()), events)
 
 
 class _Batch(EventBatch[OrderEvent, OrderOutcome]):

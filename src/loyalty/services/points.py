@@ -16,6 +16,7 @@ from loyalty.domain.errors import InvalidInput, NotFound, Refused
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import draw
 from loyalty.services import rulesets
+from loyalty.services.batches import retry_races
 from loyalty.services.ledger import (
     Book,
     Posting,
@@ -43,28 +44,34 @@ def redeem_points(external_id: str, points: int, *, redemption_id: str, note: st
     if not redemption_id or len(redemption_id) > 64:
         raise InvalidInput("redemption_id is required (1–64 characters)", field="redemption_id")
     digest = payload_hash({"member": external_id, "points": points, "note": note})
-    with transaction.atomic():
-        existing = Redemption.objects.filter(redemption_id=redemption_id).first()
-        if existing is not None:
-            check_replay(existing.payload_hash, digest, f"redemption {redemption_id}", "redemption_id")
-            return RedemptionOutcome(redemption_id, external_id, existing.points, replayed=True)
-        member = lock_members([external_id]).get(external_id)
-        if member is None:
-            raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
-        now = clock.now()
-        takes, shortfall = draw(live_lots(member.id, now), points, now)
-        if shortfall:
-            raise Refused(f"not enough spendable points: {points - shortfall} of {points}", field="points",
-                          code="insufficient_points")
-        take_from_lots(takes)
-        active = rulesets.in_force(now)
-        book = Book(now)
-        book.post(member.id, "points", -points, Posting("redemption", redemption_id, f"redemption:{redemption_id}",
-                                                        active.version, now, local_date(now, active.ruleset.timezone)))
-        book.flush()
-        Redemption.objects.create(redemption_id=redemption_id, member_id=member.id, points=points, note=note,
-                                  payload_hash=digest, created_at=now)
-    return RedemptionOutcome(redemption_id, external_id, points)
+
+    def redeem() -> RedemptionOutcome:
+        with transaction.atomic():
+            member = lock_members([external_id]).get(external_id)
+            if member is None:
+                raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
+            # IMPORTANT: look for a replay only under the member's lock: a concurrent retry waits here.
+            existing = Redemption.objects.filter(redemption_id=redemption_id).first()
+            if existing is not None:
+                check_replay(existing.payload_hash, digest, f"redemption {redemption_id}", "redemption_id")
+                return RedemptionOutcome(redemption_id, external_id, existing.points, replayed=True)
+            now = clock.now()
+            takes, shortfall = draw(live_lots(member.id, now), points, now)
+            if shortfall:
+                raise Refused(f"not enough spendable points: {points - shortfall} of {points}", field="points",
+                              code="insufficient_points")
+            take_from_lots(takes)
+            active = rulesets.in_force(now)
+            book = Book(now)
+            day = local_date(now, active.ruleset.timezone)
+            posting = Posting("redemption", redemption_id, f"redemption:{redemption_id}", active.version, now, day)
+            book.post(member.id, "points", -points, posting)
+            book.flush()
+            Redemption.objects.create(redemption_id=redemption_id, member_id=member.id, points=points, note=note,
+                                      payload_hash=digest, created_at=now)
+        return RedemptionOutcome(redemption_id, external_id, points)
+
+    return retry_races(redeem)
 
 
 def expire_points(as_of: datetime, *, clock: Clock = system_clock, chunk: int = 5000) -> int:

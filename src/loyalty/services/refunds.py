@@ -24,7 +24,7 @@ from loyalty.domain.growth import OrderGrowth, growth_to_reverse
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import Lot, clawback, points_to_reverse
 from loyalty.services import rulesets
-from loyalty.services.batches import EventBatch, only
+from loyalty.services.batches import EventBatch, only, run_batch
 from loyalty.services.ledger import Posting, check_replay, lock_member_ids, payload_hash, take_from_lots
 from loyalty.store.bulk import insert_rows, update_rows
 from loyalty.store.models import LedgerEntry, Order, PointsDebt, PointsLot, Refund
@@ -52,7 +52,7 @@ def record_refund(event: RefundEvent, *, clock: Clock = system_clock) -> RefundO
 
 def record_refunds(events: Sequence[RefundEvent], *, clock: Clock = system_clock) -> list[RefundOutcome | LoyaltyError]:
     """Record a batch in one transaction; one outcome or error per event, in order."""
-    return _Batch(clock.now()).run(events)
+    return run_batch(lambda: _Batch(clock.now()), events)
 
 
 @dataclass
@@ -76,14 +76,16 @@ class _Batch(EventBatch[RefundEvent, RefundOutcome]):
     def load(self, events: Sequence[RefundEvent]) -> None:
         """Lock the members, then their orders; read replays, live lots and the entries to reverse."""
         self.rules = rulesets.rulebook()
-        replays = Refund.objects.filter(refund_id__in=[e.refund_id for e in events]).values_list(
-            "refund_id", "payload_hash", "order_id", "growth_reversed", "points_reversed", "points_debt_created",
-            "points_written_off")
-        self.existing: dict[str, tuple[Any, ...]] = {row[0]: row for row in replays}
         order_ids = sorted({e.order_id for e in events})
         self.members = lock_member_ids(Order.objects.filter(order_id__in=order_ids).values_list("member_id", flat=True))
         self.orders = {row["order_id"]: _Order(row, row["refunded_fen"], row["growth_reversed"], row["points_reversed"])
                        for row in Order.objects.select_for_update().filter(order_id__in=order_ids).values()}
+        # IMPORTANT: read replays only once the orders are locked, so a concurrent retry of the same
+        # refund waits for the first and then answers as its replay.
+        replays = Refund.objects.filter(refund_id__in=[e.refund_id for e in events]).values_list(
+            "refund_id", "payload_hash", "order_id", "growth_reversed", "points_reversed", "points_debt_created",
+            "points_written_off")
+        self.existing: dict[str, tuple[Any, ...]] = {row[0]: row for row in replays}
         self.lots: dict[int, dict[int, Lot]] = defaultdict(dict)
         self.lot_ids: dict[str, int] = {}
         for lot_id, member_id, key, remaining, earned, available, expires in PointsLot.objects.filter(
@@ -123,7 +125,8 @@ class _Batch(EventBatch[RefundEvent, RefundOutcome]):
         growth = growth_to_reverse(OrderGrowth(row["growth_base"], row["growth_bonus"]), row["amount_fen"],
                                    order.refunded_fen, event.amount_fen, bonus.min_amount_fen if bonus else None)
         points = points_to_reverse(row["points"], row["amount_fen"], order.refunded_fen, event.amount_fen,
-                                   self.expired.get(f"expiry:order:{event.order_id}:points", 0))
+                                   expired=self.expired.get(f"expiry:order:{event.order_id}:points", 0),
+                                   reversed_before=order.points_reversed)
         posting = Posting("refund", event.refund_id, f"refund:{event.refund_id}", row["ruleset_version"],
                           event.refunded_at, local_date(event.refunded_at, rules.timezone))
         key = f"order:{event.order_id}"
