@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,14 +57,17 @@ class OrderRows:
 
 
 def rows_for(order_id: str, member_id: int, paid_at: datetime, amount_fen: int,
-             lines: Sequence[tuple[str, str, int]], recorded_at: str, zone: ZoneInfo = SHANGHAI) -> OrderRows:
-    """The rows one order writes; `lines` are (sku, category, amount_fen)."""
-    day = paid_at.astimezone(zone).date().isoformat()
-    paid = stamp(paid_at)
+             lines: Sequence[tuple[str, str, int]], recorded_at: Any, zone: ZoneInfo = SHANGHAI,
+             moment: Callable[[datetime], Any] = stamp, on_day: Callable[[date], Any] = date.isoformat) -> OrderRows:
+    """The rows one order writes; `lines` are (sku, category, amount_fen). `moment` and `on_day` put
+    datetimes and dates in the driver's form (SQLite text by default; the server benchmarks pass
+    their own), `recorded_at` already in that form."""
+    day = on_day(paid_at.astimezone(zone).date())
+    paid = moment(paid_at)
     earned = amount_fen // 100
     digest = hashlib.sha256(order_id.encode()).hexdigest()
     key = f"order:{order_id}"
-    year_end = stamp(datetime(paid_at.astimezone(zone).year + 1, 1, 1, tzinfo=zone))
+    year_end = moment(datetime(paid_at.astimezone(zone).year + 1, 1, 1, tzinfo=zone))
     return OrderRows(
         member_id,
         (order_id, member_id, paid, day, amount_fen, earned, 0, earned, 1, digest, recorded_at),
@@ -72,19 +75,22 @@ def rows_for(order_id: str, member_id: int, paid_at: datetime, amount_fen: int,
         [(member_id, "growth", earned, "order", order_id, f"{key}:growth", None, 1, paid, day, recorded_at),
          (member_id, "points", earned, "order", order_id, f"{key}:points", None, 1, paid, day, recorded_at)],
         (member_id, f"{key}:points", "order", order_id, earned, earned, paid,
-         stamp(paid_at + timedelta(days=7)), year_end),
+         moment(paid_at + timedelta(days=7)), year_end),
         (earned, earned, 0, 1, amount_fen, 0, member_id),
     )
 
 
-def rows_for_events(events: Iterable[Any], member_ids: dict[str, int], recorded_at: datetime) -> list[OrderRows]:
-    """Baseline rows for parsed `OrderEvent`s."""
-    at = stamp(recorded_at)
+def rows_for_events(events: Iterable[Any], member_ids: dict[str, int], recorded_at: datetime,
+                    moment: Callable[[datetime], Any] = stamp, on_day: Callable[[date], Any] = date.isoformat
+                    ) -> list[OrderRows]:
+    """Baseline rows for parsed `OrderEvent`s (`moment`, `on_day`: as for `rows_for`)."""
+    at = moment(recorded_at)
     rows = []
     for event in events:
         lines = [(sku, line.category or "", line.amount_fen)
                  for sku, line in zip(event.skus, event.lines, strict=True)]
-        rows.append(rows_for(event.order_id, member_ids[event.member], event.paid_at, event.amount_fen, lines, at))
+        rows.append(rows_for(event.order_id, member_ids[event.member], event.paid_at, event.amount_fen, lines, at,
+                             moment=moment, on_day=on_day))
     return rows
 
 

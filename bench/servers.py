@@ -1,0 +1,274 @@
+"""What the PostgreSQL and MariaDB benchmarks share: a dedicated database per benchmark (created
+and dropped here, migrated by Django), a reset between timed runs, concurrent clients.
+
+The server is the one `make test` uses (`LOYALTY_BENCH_POSTGRES_URL` / `LOYALTY_BENCH_MARIADB_URL`
+override it); the benchmark's own database is created next to `test` and dropped at exit. Every
+timed run, service or baseline, starts from the seeded state: the tables the runs write are
+emptied and the members' cached totals zeroed (`reset`), which costs a fraction of a second
+where re-migrating would cost many.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import gc
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from bench import baseline, harness
+
+POSTGRES_URL = os.environ.get("LOYALTY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("LOYALTY_BENCH_MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
+
+State = TypeVar("State")
+
+
+@dataclass(frozen=True)
+class Server:
+    scheme: str  # "postgresql" or "mysql"
+    host: str
+    port: int
+    user: str
+    password: str
+    admin_db: str  # the database we connect to while creating and dropping ours
+
+    @classmethod
+    def parse(cls, url: str) -> Server:
+        parts = urlsplit(url)
+        scheme = "postgresql" if parts.scheme.startswith("postgres") else "mysql"
+        return cls(scheme, parts.hostname or "127.0.0.1", parts.port or (5432 if scheme == "postgresql" else 3306),
+                   unquote(parts.username or ""), unquote(parts.password or ""), parts.path.lstrip("/"))
+
+    @property
+    def name(self) -> str:
+        return "PostgreSQL" if self.scheme == "postgresql" else "MariaDB"
+
+    def url(self, database: str) -> str:
+        auth = self.user + (f":{self.password}" if self.password else "")
+        return f"{self.scheme}://{auth}@{self.host}:{self.port}/{database}"
+
+    def connect(self, database: str | None = None, *, autocommit: bool = False, timeout: int = 10) -> Any:
+        """A plain driver connection (psycopg 3 or MySQLdb), not Django's."""
+        database = database or self.admin_db
+        if self.scheme == "postgresql":
+            import psycopg
+
+            return psycopg.connect(host=self.host, port=self.port, user=self.user, password=self.password or None,
+                                   dbname=database, autocommit=autocommit, connect_timeout=timeout)
+        import MySQLdb
+
+        conn = MySQLdb.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                               database=database, charset="utf8mb4", connect_timeout=timeout)
+        conn.autocommit(autocommit)
+        return conn
+
+    def unavailable(self) -> str | None:
+        """Why the server cannot be used, or None when it answers."""
+        try:
+            conn = self.connect(autocommit=True, timeout=3)
+        except ImportError as error:
+            return f"the {self.name} driver is not installed ({error})"
+        except Exception as error:  # the drivers' own OperationalError types
+            return f"{self.name} at {self.host}:{self.port} does not answer: {str(error).strip().splitlines()[0]}"
+        conn.close()
+        return None
+
+    def create(self, database: str) -> None:
+        """(Re)create an empty database; dropped again when the process exits."""
+        self.drop(database)
+        conn = self.connect(autocommit=True)
+        try:
+            cursor = conn.cursor()
+            if self.scheme == "postgresql":
+                cursor.execute(f'CREATE DATABASE "{database}"')
+            else:
+                cursor.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        finally:
+            conn.close()
+        atexit.register(self.drop, database)
+
+    def drop(self, database: str) -> None:
+        from django.conf import settings
+
+        if settings.configured:
+            from django.db import connections
+
+            connections.close_all()
+        conn = self.connect(autocommit=True)
+        try:
+            cursor = conn.cursor()
+            if self.scheme == "postgresql":
+                cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            else:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        finally:
+            conn.close()
+
+
+def open_or_skip(bench: str, url: str, database: str) -> Server | None:
+    """The server, with `database` created on it and Django set up on that database; or None after
+    printing why the benchmark is skipped."""
+    server = Server.parse(url)
+    reason = server.unavailable()
+    if reason:
+        print(f"{harness.SKIP_PREFIX}{bench}: {reason}", flush=True)
+        return None
+    server.create(database)
+    os.environ["LOYALTY_DATABASE_URL"] = server.url(database)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "loyalty.settings"
+    import django
+
+    django.setup()
+    return server
+
+
+# --- resetting between runs ---------------------------------------------------------------
+
+TOTALS = ("growth_balance", "points_balance", "points_debt", "orders_count", "paid_fen", "refunded_fen")
+
+
+def run_tables() -> list[str]:
+    """The service's tables that are empty in the seeded state: the ones a run fills."""
+    from django.apps import apps
+    from django.db import connection
+
+    tables = []
+    with connection.cursor() as cursor:
+        for model in apps.get_app_config("loyalty").get_models():
+            table = model._meta.db_table
+            cursor.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)}")
+            if cursor.fetchone()[0] == 0:
+                tables.append(table)
+    return tables
+
+
+def reset(tables: Sequence[str]) -> None:
+    """Back to the seeded state: `tables` emptied, the members' cached totals zeroed."""
+    from django.db import connection
+
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"TRUNCATE {', '.join(quote(t) for t in tables)} RESTART IDENTITY")
+        else:
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+            for table in tables:
+                cursor.execute(f"TRUNCATE TABLE {quote(table)}")
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
+        cursor.execute(f"UPDATE members SET {', '.join(f'{c} = 0' for c in TOTALS)}")
+    connection.close()
+
+
+def check_recorded(expected: int) -> None:
+    """The run left `expected` orders behind, counted in the members' totals too (outside the clock)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (SELECT COUNT(*) FROM orders), (SELECT SUM(orders_count) FROM members),"
+                       " (SELECT COUNT(*) FROM ledger_entries), (SELECT COUNT(*) FROM points_lots)")
+        orders, counted, entries, lots = (int(value or 0) for value in cursor.fetchone())
+    connection.close()
+    if (orders, counted, entries, lots) != (expected, expected, 2 * expected, expected):
+        raise AssertionError(f"expected {expected} orders (and their rows) recorded, found orders={orders} "
+                             f"orders_count={counted} ledger entries={entries} lots={lots}")
+
+
+# --- the baseline's rows and statements in the drivers' own forms -------------------------
+
+def native_sql(sql: str, scheme: str) -> str:
+    """baseline.py's statements (`?` placeholders) for psycopg / MySQLdb (`%s`; MariaDB reserves `key`)."""
+    sql = sql.replace("?", "%s")
+    return sql.replace(" key,", " `key`,") if scheme == "mysql" else sql
+
+
+def moment_for(scheme: str) -> Callable[[datetime], Any]:
+    """PostgreSQL takes aware datetimes (timestamptz); Django stores naive UTC on MariaDB."""
+    if scheme == "postgresql":
+        return lambda value: value
+    return lambda value: value.astimezone(UTC).replace(tzinfo=None)
+
+
+def baseline_rows(events: Sequence[Any], ids: dict[str, int], recorded_at: datetime, scheme: str
+                  ) -> list[baseline.OrderRows]:
+    return baseline.rows_for_events(events, ids, recorded_at, moment=moment_for(scheme), on_day=lambda day: day)
+
+
+class Statements:
+    def __init__(self, scheme: str):
+        self.order, self.item, self.entry, self.lot, self.totals = (
+            native_sql(sql, scheme) for sql in (baseline.ORDER_SQL, baseline.ITEM_SQL, baseline.ENTRY_SQL,
+                                                baseline.LOT_SQL, baseline.TOTALS_SQL))
+
+
+def write_batches(conn: Any, statements: Statements, rows: Sequence[baseline.OrderRows], size: int = 1000) -> None:
+    """baseline.write_batch on a DB-API server connection (not autocommit): one transaction per
+    `size` orders, one `executemany` per statement, member totals summed per batch."""
+    from collections import defaultdict
+
+    cursor = conn.cursor()
+    for start in range(0, len(rows), size):
+        batch = rows[start:start + size]
+        totals: dict[int, list[int]] = defaultdict(lambda: [0] * 6)
+        for order in batch:
+            row = totals[order.member_id]
+            for index, delta in enumerate(order.totals[:6]):
+                row[index] += delta
+        cursor.executemany(statements.order, [order.order for order in batch])
+        cursor.executemany(statements.item, [item for order in batch for item in order.items])
+        cursor.executemany(statements.entry, [entry for order in batch for entry in order.entries])
+        cursor.executemany(statements.lot, [order.lot for order in batch])
+        cursor.executemany(statements.totals, [(*deltas, member) for member, deltas in sorted(totals.items())])
+        conn.commit()
+    cursor.close()
+
+
+# --- concurrent clients -------------------------------------------------------------------
+
+def concurrently(count: int, setup: Callable[[int], State], work: Callable[[int, State], object],
+                 teardown: Callable[[int, State | None], object]) -> float:
+    """Run `count` client threads; each sets up (connects) before the clock starts, then all start
+    together. Answers the seconds from the start until the last client is done."""
+    barrier = threading.Barrier(count + 1)
+    errors: list[BaseException] = []
+
+    def client(index: int) -> None:
+        state: State | None = None
+        try:
+            state = setup(index)
+            barrier.wait()
+            work(index, state)
+        except BaseException as error:
+            errors.append(error)
+            barrier.abort()
+        finally:
+            teardown(index, state)
+
+    threads = [threading.Thread(target=client, args=(index,), name=f"client-{index}") for index in range(count)]
+    for thread in threads:
+        thread.start()
+    gc.collect()
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    if errors:
+        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+    return seconds
+
+
+def shares(groups: Sequence[Sequence[Any]], clients: int) -> list[list[Any]]:
+    """Deal the member groups (each its own members' orders) to `clients`: group g to client
+    g % clients, so no two clients ever touch the same member and every count records the same orders."""
+    out: list[list[Any]] = [[] for _ in range(clients)]
+    for index, group in enumerate(groups):
+        out[index % clients].extend(group)
+    return out
