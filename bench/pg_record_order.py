@@ -22,10 +22,10 @@ from bench import harness, servers, workload
 CLIENTS = (1, 4, 8)
 GROUPS = 8
 MEMBERS_PER_GROUP = 40
-ORDERS_PER_GROUP = 250  # 2,000 orders per run
+ORDERS_PER_GROUP = 100  # 800 orders per run
 RUNS = 3
 BUDGET = 50.0
-PGBENCH_SECONDS = 4  # per pgbench run; LOYALTY_BENCH_PGBENCH_SECONDS=10 for pgbench's usual length
+PGBENCH_SECONDS = 3  # per pgbench run; LOYALTY_BENCH_PGBENCH_SECONDS=10 for pgbench's usual length
 DATABASE = "loyalty_bench_pg_record"
 PGBENCH_DATABASE = "loyalty_bench_pgbench"
 PGBENCH = "/usr/bin/pgbench"

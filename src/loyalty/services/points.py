@@ -22,6 +22,7 @@ from loyalty.services.ledger import (
     Posting,
     check_replay,
     live_lots,
+    lock_member_ids,
     lock_members,
     payload_hash,
     take_from_lots,
@@ -77,12 +78,16 @@ def redeem_points(external_id: str, points: int, *, redemption_id: str, note: st
 def expire_points(as_of: datetime, *, clock: Clock = system_clock, chunk: int = 5000) -> int:
     """Expire every lot whose expiry has passed; returns the points expired. Safe to re-run."""
     expired_total = 0
+    due = PointsLot.objects.filter(remaining__gt=0, expires_at__lte=as_of)
     while True:
         with transaction.atomic():
-            lots = list(PointsLot.objects.select_for_update()
-                        .filter(remaining__gt=0, expires_at__lte=as_of).order_by("member_id", "id")[:chunk])
-            if not lots:
+            # IMPORTANT: members first, in primary-key order, then their lots: the order every
+            # writer takes its locks in, so expiry never deadlocks with a redemption or a refund.
+            member_ids = sorted(set(due.order_by("member_id").values_list("member_id", flat=True)[:chunk]))
+            if not member_ids:
                 return expired_total
+            lock_member_ids(member_ids)
+            lots = list(due.select_for_update().filter(member_id__in=member_ids).order_by("member_id", "id"))
             expired_total += _expire(lots, as_of, clock)
 
 
