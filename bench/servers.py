@@ -16,6 +16,7 @@ import gc
 import os
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -200,31 +201,68 @@ def baseline_rows(events: Sequence[Any], ids: dict[str, int], recorded_at: datet
     return baseline.rows_for_events(events, ids, recorded_at, moment=moment_for(scheme), on_day=lambda day: day)
 
 
+def _placeholders_only(sql: str) -> tuple[str, tuple[int, ...]]:
+    """`INSERT ... VALUES (%s, %s, 0)` -> (`INSERT ... VALUES (%s, %s, %s)`, (0,)): the literals bound
+    instead (appended to each row). MySQLdb sends an `executemany` as one multi-row INSERT only when
+    VALUES holds nothing but placeholders; otherwise it runs one statement per row."""
+    head, values = sql.split(" VALUES ", 1)
+    marks = [value.strip() for value in values.strip().strip("()").split(",")]
+    extra = tuple(int(mark) for mark in marks if mark != "%s")
+    assert marks[:len(marks) - len(extra)] == ["%s"] * (len(marks) - len(extra)), "literals must come last"
+    return f"{head} VALUES ({', '.join(['%s'] * len(marks))})", extra
+
+
 class Statements:
+    """baseline.py's statements for a server driver; the order's literal zeros are bound (`order_row`)."""
+
     def __init__(self, scheme: str):
-        self.order, self.item, self.entry, self.lot, self.totals = (
-            native_sql(sql, scheme) for sql in (baseline.ORDER_SQL, baseline.ITEM_SQL, baseline.ENTRY_SQL,
-                                                baseline.LOT_SQL, baseline.TOTALS_SQL))
+        self.order, self.order_extra = _placeholders_only(native_sql(baseline.ORDER_SQL, scheme))
+        self.item, self.entry, self.lot, self.totals = (
+            native_sql(sql, scheme) for sql in (baseline.ITEM_SQL, baseline.ENTRY_SQL, baseline.LOT_SQL,
+                                                baseline.TOTALS_SQL))
+
+    def order_row(self, rows: baseline.OrderRows) -> tuple[Any, ...]:
+        return (*rows.order, *self.order_extra)
+
+
+def _summed_totals(batch: Sequence[baseline.OrderRows]) -> list[tuple[int, ...]]:
+    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 6)
+    for order in batch:
+        row = totals[order.member_id]
+        for index, delta in enumerate(order.totals[:6]):
+            row[index] += delta
+    return [(*deltas, member) for member, deltas in sorted(totals.items())]
 
 
 def write_batches(conn: Any, statements: Statements, rows: Sequence[baseline.OrderRows], size: int = 1000) -> None:
     """baseline.write_batch on a DB-API server connection (not autocommit): one transaction per
     `size` orders, one `executemany` per statement, member totals summed per batch."""
-    from collections import defaultdict
-
     cursor = conn.cursor()
     for start in range(0, len(rows), size):
         batch = rows[start:start + size]
-        totals: dict[int, list[int]] = defaultdict(lambda: [0] * 6)
-        for order in batch:
-            row = totals[order.member_id]
-            for index, delta in enumerate(order.totals[:6]):
-                row[index] += delta
-        cursor.executemany(statements.order, [order.order for order in batch])
+        cursor.executemany(statements.order, [statements.order_row(order) for order in batch])
         cursor.executemany(statements.item, [item for order in batch for item in order.items])
         cursor.executemany(statements.entry, [entry for order in batch for entry in order.entries])
         cursor.executemany(statements.lot, [order.lot for order in batch])
-        cursor.executemany(statements.totals, [(*deltas, member) for member, deltas in sorted(totals.items())])
+        cursor.executemany(statements.totals, _summed_totals(batch))
+        conn.commit()
+    cursor.close()
+
+
+def copy_batches(conn: Any, statements: Statements, rows: Sequence[baseline.OrderRows], size: int = 1000) -> None:
+    """As `write_batches`, but the four INSERTs as psycopg `COPY ... FROM STDIN`."""
+    cursor = conn.cursor()
+    targets = [sql.split(" VALUES ")[0].removeprefix("INSERT INTO ")
+               for sql in (statements.order, statements.item, statements.entry, statements.lot)]
+    for start in range(0, len(rows), size):
+        batch = rows[start:start + size]
+        for target, data in zip(targets, (
+                [statements.order_row(order) for order in batch], [item for order in batch for item in order.items],
+                [entry for order in batch for entry in order.entries], [order.lot for order in batch]), strict=True):
+            with cursor.copy(f"COPY {target} FROM STDIN") as copy:
+                for row in data:
+                    copy.write_row(row)
+        cursor.executemany(statements.totals, _summed_totals(batch))
         conn.commit()
     cursor.close()
 

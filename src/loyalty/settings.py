@@ -64,7 +64,7 @@ TEMPLATES = [{
     ]},
 }]
 DATABASES = {
-    "default": database_from_url(os.environ.get("LOYALTY_DATABASE_URL", f"sqlite:///{DEFAULT_SQLITE}")),
+    "default": database_from_url(os.environ.get("LOYALTY_DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE}"),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
