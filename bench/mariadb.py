@@ -21,11 +21,11 @@ from bench import baseline, harness, servers, workload
 RECORD_CLIENTS = (1, 8)
 GROUPS = 8
 MEMBERS_PER_GROUP = 40
-ORDERS_PER_GROUP = 100  # 800 orders per record_order run
-INGEST_ORDERS = 5_000
+ORDERS_PER_GROUP = 60  # 480 orders per record_order run
+INGEST_ORDERS = 3_000
 MEMBERS = 1_000  # the first GROUPS x MEMBERS_PER_GROUP are the record_order clients' members
 RUNS = 3
-BUDGET = 45.0
+BUDGET = 50.0
 DATABASE = "loyalty_bench_mariadb"
 
 

@@ -22,9 +22,9 @@ from bench import harness, servers, workload
 CLIENTS = (1, 4, 8)
 GROUPS = 8
 MEMBERS_PER_GROUP = 40
-ORDERS_PER_GROUP = 100  # 800 orders per run
+ORDERS_PER_GROUP = 60  # 480 orders per run
 RUNS = 3
-BUDGET = 50.0
+BUDGET = 55.0
 PGBENCH_SECONDS = 3  # per pgbench run; LOYALTY_BENCH_PGBENCH_SECONDS=10 for pgbench's usual length
 DATABASE = "loyalty_bench_pg_record"
 PGBENCH_DATABASE = "loyalty_bench_pgbench"
