@@ -16,6 +16,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 
 from loyalty.domain.errors import LoyaltyError
 from loyalty.services.ledger import Book
+from loyalty.store import raw
 
 Event = TypeVar("Event")
 Outcome = TypeVar("Outcome")
@@ -37,7 +38,8 @@ class EventBatch(ABC, Generic[Event, Outcome]):
 
     @abstractmethod
     def flush(self) -> None:
-        """Write every decision of the batch."""
+        """Write every decision of the batch. Runs pipelined on PostgreSQL: nothing here may
+        wait for a statement's result (conditional updates belong in `decide_one`)."""
 
     def finish(self) -> None:
         """Work after the writes, in the same transaction (e.g. immediate upgrades)."""
@@ -53,7 +55,8 @@ class EventBatch(ABC, Generic[Event, Outcome]):
         with transaction.atomic():
             self.load(events)
             results = [self.decide(event) for event in events]
-            self.flush()
+            with raw.pipeline():  # every write of the batch in one round trip on PostgreSQL
+                self.flush()
             self.finish()
         return results
 

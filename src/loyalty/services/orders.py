@@ -22,7 +22,7 @@ from loyalty.domain.points import lot_available_at, lot_expires_at, order_points
 from loyalty.domain.rules import Ruleset
 from loyalty.services import rulesets
 from loyalty.services.batches import EventBatch, only, run_batch
-from loyalty.services.ledger import Posting, check_replay, lock_members, payload_hash
+from loyalty.services.ledger import Posting, check_replay, payload_hash
 from loyalty.services.tiers import evaluate_tiers
 from loyalty.store import sql
 from loyalty.store.bulk import insert_rows
@@ -67,9 +67,11 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
 
     def load(self, events: Sequence[OrderEvent]) -> None:
         """Lock the batch's members and find the orders already recorded (replays)."""
-        self.members = lock_members(sorted({event.member for event in events}))
-        self.rules = rulesets.rulebook()
-        self.existing = {row[0]: row for row in sql.recorded_orders(sorted({e.order_id for e in events}))}
+        stamp, members, replays = sql.order_batch_reads(sorted({e.member for e in events}),
+                                                        sorted({e.order_id for e in events}))
+        self.rules = rulesets.rulebook(stamp)
+        self.members = {member.external_id: member for member in members}
+        self.existing = {row[0]: row for row in replays}
 
     def decide_one(self, event: OrderEvent) -> OrderOutcome:
         digest = payload_hash(event.fingerprint())

@@ -71,7 +71,6 @@ class _Batch(EventBatch[RefundEvent, RefundOutcome]):
         super().__init__(now)
         self.refunds: list[tuple[Any, ...]] = []
         self.debts: list[tuple[Any, ...]] = []
-        self.takes: list[tuple[int, int]] = []
 
     def load(self, events: Sequence[RefundEvent]) -> None:
         """Lock the members, then their orders; read replays, live lots and the entries to reverse."""
@@ -152,7 +151,9 @@ class _Batch(EventBatch[RefundEvent, RefundOutcome]):
         takes, shortfall = clawback(list(lots.values()), points, event.refunded_at, own)
         for lot_id, taken in takes:
             lots[lot_id] = replace(lots[lot_id], remaining=lots[lot_id].remaining - taken)
-        self.takes.extend(takes)
+        # Now, not in the flush: each conditional update must report the one row it changed,
+        # which a pipelined flush cannot wait for.
+        take_from_lots(takes)
         clawed = points - shortfall
         if shortfall and policy == "allow_debt":
             self.debts.append((member_id, f"{posting.key}:debt", posting.reference, shortfall, shortfall, self.now))
@@ -165,7 +166,6 @@ class _Batch(EventBatch[RefundEvent, RefundOutcome]):
         return debt, shortfall - debt
 
     def flush(self) -> None:
-        take_from_lots(self.takes)
         insert_rows(PointsDebt, DEBT_FIELDS, self.debts)
         self.book.flush()
         update_rows(Order, ("refunded_fen", "growth_reversed", "points_reversed"), ("order_id",),

@@ -99,9 +99,10 @@ class Rulebook:
 _cache: dict[tuple[tuple[Any, ...], ...], Rulebook] = {}
 
 
-def rulebook() -> Rulebook:
-    """The published versions, re-parsed only when the set of versions changed."""
-    stamp = sql.ruleset_stamp()
+def rulebook(stamp: tuple[tuple[Any, ...], ...] | None = None) -> Rulebook:
+    """The published versions, re-parsed only when the set of versions changed (`stamp`, if the
+    caller read it already along with other queries)."""
+    stamp = sql.ruleset_stamp() if stamp is None else stamp
     if stamp not in _cache:
         rows = RulesetVersion.objects.order_by("effective_from", "version").values_list(
             "version", "document", "effective_from")
