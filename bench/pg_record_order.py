@@ -1,7 +1,8 @@
 """Benchmark 5: `record_order` on PostgreSQL, one transaction per order, with 1, 4 and 8 concurrent
 clients, against pgbench's built-in TPC-B-like script at the same client counts in the same run.
 
-Each client is a thread with its own Django connection and records its own share of distinct
+Each client is a forked process (as a deployment runs one worker process per client) with its
+own Django connection, and records its own share of distinct
 orders for its own members (8 member groups dealt out to the clients, so every client count
 records the same orders and no two clients touch one member). Every service run starts from
 the seeded state. Baseline: `pgbench -i -s 10` into a scratch database, then `pgbench -c N -j N
@@ -92,7 +93,7 @@ def main() -> None:
             servers.reset(tables)
             rulesets.in_force(workload.NOW)  # the process-wide ruleset cache filled before the threads start
             connection.close()
-            seconds = servers.concurrently(clients, setup, record, lambda _i, _s: connection.close())
+            seconds = servers.in_processes(clients, setup, record)
             servers.check_recorded(total)
             return total / seconds
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import multiprocessing
 import os
 import threading
 import time
@@ -300,6 +301,36 @@ def concurrently(count: int, setup: Callable[[int], State], work: Callable[[int,
     seconds = time.perf_counter() - start
     if errors:
         raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+    return seconds
+
+
+def in_processes(count: int, setup: Callable[[int], State], work: Callable[[int, State], object]) -> float:
+    """Run `count` clients as forked processes, as a deployment runs one worker process per
+    client (threads in one process would share one interpreter lock). Each connects before the
+    clock starts, then all start together. Answers the seconds until the last client is done."""
+    from django.db import connections
+
+    connections.close_all()  # IMPORTANT: no connection may be shared across fork
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(count + 1)
+
+    def client(index: int) -> None:
+        state = setup(index)
+        barrier.wait()
+        work(index, state)
+        connections.close_all()
+
+    processes = [context.Process(target=client, args=(index,)) for index in range(count)]
+    for process in processes:
+        process.start()
+    barrier.wait(timeout=120)
+    start = time.perf_counter()
+    for process in processes:
+        process.join()
+    seconds = time.perf_counter() - start
+    failed = [p.exitcode for p in processes if p.exitcode]
+    if failed:
+        raise RuntimeError(f"{len(failed)} client processes failed (exit codes {failed})")
     return seconds
 
 

@@ -4,9 +4,9 @@ Django's cursor wrapper rewrites every SQL text for SQLite (a regex per execute)
 execute wrappers; on the per-order path that costs as much as the statement. Here the text is
 rewritten once and cached, and driver errors are still raised as Django's (IntegrityError…).
 
-On PostgreSQL, `pipeline()` and `fetch_all()` send several statements in one round trip
-(psycopg's pipeline mode): the server still runs them one after the other, in order, so a
-read sent after a `FOR UPDATE` sees what committed before the lock was granted.
+On PostgreSQL, `pipeline()` and `fetch_all()` send several statements in one round trip (one
+simple query): the server still runs them one after the other, in order, so a read sent after
+a `FOR UPDATE` sees what committed before the lock was granted.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ def fetch(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = None
 
 def execute_many(sql: str, rows: Sequence[Sequence[Any]], db: BaseDatabaseWrapper | None = None) -> None:
     db = db or database()
+    buffer = db.__dict__.get("_loyalty_buffer")
+    if buffer is not None:
+        buffer.extend(_render(db, sql, rows))
+        return
     with db.wrap_database_errors:
         cursor = db.connection.cursor()
         try:
@@ -66,24 +70,52 @@ def fetch_all(queries: Sequence[Query]) -> list[list[tuple[Any, ...]]]:
     db = database()
     if db.vendor != "postgresql":
         return [fetch(sql, params, db) for sql, params in queries]
-    with db.wrap_database_errors, db.connection.pipeline():
-        cursors = [db.connection.cursor() for _ in queries]
-        for cursor, (sql, params) in zip(cursors, queries, strict=True):
-            cursor.execute(sql, params)
-    try:
-        return [list(cursor.fetchall()) for cursor in cursors]
-    finally:
-        for cursor in cursors:
+    with db.wrap_database_errors:
+        cursor = db.connection.cursor()
+        try:
+            # Django's psycopg cursors bind client-side (ClientCursor), so several statements,
+            # each rendered with its own values, go as one simple query; their results follow
+            # one another (`nextset`).
+            cursor.execute("; ".join(cursor.mogrify(sql, params) for sql, params in queries))
+            results = [list(cursor.fetchall())]
+            while cursor.nextset():
+                results.append(list(cursor.fetchall()))
+            return results
+        finally:
             cursor.close()
 
 
 @contextmanager
 def pipeline() -> Iterator[None]:
-    """Statements sent inside share one round trip on PostgreSQL (errors surface at the end,
-    still as Django's); elsewhere this changes nothing."""
+    """On PostgreSQL, `execute_many` inside this block only renders its statements; they are
+    sent together, as one simple query, when the block ends (errors surface there, still as
+    Django's). Nothing inside may wait for a statement's result. Elsewhere this changes nothing."""
     db = database()
-    if db.vendor != "postgresql":
+    if db.vendor != "postgresql" or db.__dict__.get("_loyalty_buffer") is not None:
         yield
         return
-    with db.wrap_database_errors, db.connection.pipeline():
+    buffer: list[str] = []
+    db.__dict__["_loyalty_buffer"] = buffer
+    try:
         yield
+    finally:
+        db.__dict__["_loyalty_buffer"] = None
+    if buffer:
+        with db.wrap_database_errors:
+            cursor = db.connection.cursor()
+            try:
+                cursor.execute("; ".join(buffer))
+            finally:
+                cursor.close()
+
+
+def _render(db: BaseDatabaseWrapper, sql: str, rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Statements with their values in: an INSERT as one multi-row statement, others one per row."""
+    cursor = db.connection.cursor()
+    try:
+        head, values = sql.split(" VALUES ", 1) if sql.startswith("INSERT ") else ("", "")
+        if head:
+            return [f"{head} VALUES " + ", ".join(cursor.mogrify(values, row) for row in rows)]
+        return [cursor.mogrify(sql, row) for row in rows]
+    finally:
+        cursor.close()
