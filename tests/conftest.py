@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import os
-import socket
 
 import pytest
 from django.conf import settings

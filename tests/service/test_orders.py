@@ -233,3 +233,9 @@ def test_immediate_upgrade_moves_a_member_up_when_the_order_qualifies(publish, c
     member = Member.objects.get(external_id="fast")
     assert member.tier == "gold"
     assert TierChange.objects.filter(member=member, reason="upgrade", to_tier="gold").count() == 1
+
+
+def test_an_empty_batch_answers_nothing_and_writes_nothing(default_rules, clock):
+    before = snapshot()
+    assert record_orders([], clock=clock) == []
+    assert snapshot() == before

@@ -52,6 +52,8 @@ class EventBatch(ABC, Generic[Event, Outcome]):
 
     def run(self, events: Sequence[Event]) -> list[Outcome | LoyaltyError]:
         """The whole batch in one transaction: one outcome or error per event, in order."""
+        if not events:
+            return []
         with transaction.atomic():
             self.load(events)
             results = [self.decide(event) for event in events]
