@@ -314,3 +314,10 @@ def test_the_score_counts_amounts_in_yuan_without_normalisation() -> None:
 def test_a_tier_can_require_a_score_threshold() -> None:
     ruleset = preset("seed000-weighted")
     assert earned_tier(ruleset, Facts({("score", ""): Decimal("89.99")}, {})).code == "gold"
+
+
+@pytest.mark.parametrize("window", [Window("trailing_months", 12), Window("trailing_months", 3),
+                                    Window("calendar_year", 0), Window("lifetime", 0)], ids=str)
+def test_a_window_is_found_again_from_its_metric_key(window: Window) -> None:
+    assert Window.from_key(window.key).key == window.key
+    assert Window.from_key(window.key).kind == window.kind

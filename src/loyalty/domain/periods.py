@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from loyalty.domain.errors import InvalidInput
@@ -56,17 +56,6 @@ def month_start(moment: datetime, zone: ZoneInfo) -> datetime:
     return start_of_day(day.replace(day=1), zone)
 
 
-def month_starts_between(after: datetime, until: datetime, zone: ZoneInfo) -> list[datetime]:
-    """Every local month start in (after, until]: what a monthly job owes after downtime."""
-    starts: list[datetime] = []
-    current = month_start(after, zone)
-    while True:
-        current = start_of_day(add_months(current.date(), 1), zone)
-        if current > until:
-            return starts
-        starts.append(current)
-
-
 def is_birthday(moment: datetime, birthday: date | None, zone: ZoneInfo) -> bool:
     """A 29 February birthday falls on 28 February in common years."""
     if birthday is None:
@@ -89,6 +78,11 @@ class Window:
     def key(self) -> str:
         return f"{self.months}m" if self.kind == "trailing_months" else self.kind
 
+    @classmethod
+    def from_key(cls, key: str) -> Window:
+        """The window a metric key names: "12m", "calendar_year" or "lifetime"."""
+        return cls(key, 0) if key in ("lifetime", "calendar_year") else cls("trailing_months", int(key[:-1]))
+
     def bounds(self, as_of: datetime, zone: ZoneInfo) -> tuple[datetime | None, datetime]:
         """[start, end) of the window that ends at `as_of`; start None means since the beginning."""
         if self.kind == "lifetime":
@@ -96,7 +90,3 @@ class Window:
         if self.kind == "calendar_year":
             return start_of_day(date(local_date(as_of, zone).year, 1, 1), zone), as_of
         return add_months_at(as_of, -self.months, zone), as_of
-
-
-def days_later(moment: datetime, days: int) -> datetime:
-    return moment + timedelta(days=days)

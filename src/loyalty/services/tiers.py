@@ -43,20 +43,12 @@ def window_facts(ruleset: Ruleset, as_of: datetime, member_ids: Sequence[int] | 
     """Every metric the ruleset reads, per member, for the windows it names."""
     facts: dict[int, dict[MetricKey, int | Decimal]] = defaultdict(dict)
     by_window: dict[str, set[str]] = defaultdict(set)
-    windows: dict[str, Window] = {}
     for metric, key in needed_metrics(ruleset):
         by_window[key].add(metric)
-        windows[key] = _window_for(key, ruleset)
     for key, metrics in by_window.items():
-        start, end = windows[key].bounds(as_of, ruleset.timezone)
+        start, end = Window.from_key(key).bounds(as_of, ruleset.timezone)
         _collect(facts, key, metrics, start, end, member_ids)
     return facts
-
-
-def _window_for(key: str, ruleset: Ruleset) -> Window:
-    if key in ("lifetime", "calendar_year"):
-        return Window(key, 0)
-    return Window("trailing_months", int(key.rstrip("m")))
 
 
 def _collect(facts: dict[int, dict[MetricKey, int | Decimal]], key: str, metrics: set[str],
