@@ -3,4 +3,6 @@
 from django.contrib import admin
 from django.urls import path
 
+import loyalty.admin  # noqa: F401  (registers the operators' console)
+
 urlpatterns = [path("admin/", admin.site.urls)]
