@@ -71,7 +71,10 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
                                                         sorted({e.order_id for e in events}))
         self.rules = rulesets.rulebook(stamp)
         self.members = {member.external_id: member for member in members}
-        self.existing = {row[0]: row for row in replays}
+        external = {member.id: member.external_id for member in members}
+        # A conflicting replay may belong to a member outside the batch: it is refused before its
+        # member is ever named, so an unknown id stays empty.
+        self.existing = {row[0]: (*row[:2], external.get(row[2], ""), *row[3:]) for row in replays}
 
     def decide_one(self, event: OrderEvent) -> OrderOutcome:
         digest = payload_hash(event.fingerprint())
