@@ -44,6 +44,10 @@ class EventBatch(ABC, Generic[Event, Outcome]):
     def finish(self) -> None:
         """Work after the writes, in the same transaction (e.g. immediate upgrades)."""
 
+    def has_finish_work(self) -> bool:
+        """Whether `finish` will write; when not, the writes end the transaction."""
+        return False
+
     def decide(self, event: Event) -> Outcome | LoyaltyError:
         try:
             return self.decide_one(event)
@@ -57,9 +61,13 @@ class EventBatch(ABC, Generic[Event, Outcome]):
         with transaction.atomic():
             self.load(events)
             results = [self.decide(event) for event in events]
-            with raw.pipeline():  # every write of the batch in one round trip on PostgreSQL
+            follow_up = self.has_finish_work()
+            # Every write of the batch in one round trip on PostgreSQL, with the COMMIT when
+            # nothing follows them.
+            with raw.pipeline(last=not follow_up):
                 self.flush()
-            self.finish()
+            if follow_up:
+                self.finish()
         return results
 
 

@@ -131,6 +131,9 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
                 expires_at=lot_expires_at(event.paid_at, rules.points, rules.timezone))
         self.book.add_totals(member.id, orders_count=1, paid_fen=event.amount_fen)
 
+    def has_finish_work(self) -> bool:
+        return bool(self.upgrade_members)
+
     def finish(self) -> None:
         """Under `immediate_upgrade`, members who just qualified move up now, not on the 1st."""
         if self.upgrade_members:

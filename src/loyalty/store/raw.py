@@ -49,7 +49,7 @@ def execute_many(sql: str, rows: Sequence[Sequence[Any]], db: BaseDatabaseWrappe
     db = db or database()
     buffer = db.__dict__.get("_loyalty_buffer")
     if buffer is not None:
-        buffer.extend(_render(db, sql, rows))
+        buffer.extend(_statements(sql, rows))
         return
     with db.wrap_database_errors:
         cursor = db.connection.cursor()
@@ -71,12 +71,8 @@ def fetch_all(queries: Sequence[Query]) -> list[list[tuple[Any, ...]]]:
     if db.vendor != "postgresql":
         return [fetch(sql, params, db) for sql, params in queries]
     with db.wrap_database_errors:
-        cursor = db.connection.cursor()
+        cursor = _send(db, queries)
         try:
-            # Django's psycopg cursors bind client-side (ClientCursor), so several statements,
-            # each rendered with its own values, go as one simple query; their results follow
-            # one another (`nextset`).
-            cursor.execute("; ".join(cursor.mogrify(sql, params) for sql, params in queries))
             results = [list(cursor.fetchall())]
             while cursor.nextset():
                 results.append(list(cursor.fetchall()))
@@ -85,37 +81,56 @@ def fetch_all(queries: Sequence[Query]) -> list[list[tuple[Any, ...]]]:
             cursor.close()
 
 
+def _send(db: BaseDatabaseWrapper, queries: Sequence[Query]) -> Any:
+    """Several statements as one simple query (Django's psycopg cursors bind client-side,
+    ClientCursor); their results follow one another (`nextset`). Each statement is rendered on
+    its own: psycopg caches the parse of statements with few values, not of one long text.
+    Returns the open cursor (the caller closes it)."""
+    cursor = db.connection.cursor()
+    try:
+        cursor.execute("; ".join(cursor.mogrify(sql, params) for sql, params in queries))
+    except BaseException:
+        cursor.close()
+        raise
+    return cursor
+
+
 @contextmanager
-def pipeline() -> Iterator[None]:
+def pipeline(*, last: bool = False) -> Iterator[None]:
     """On PostgreSQL, `execute_many` inside this block only renders its statements; they are
     sent together, as one simple query, when the block ends (errors surface there, still as
-    Django's). Nothing inside may wait for a statement's result. Elsewhere this changes nothing."""
+    Django's). Nothing inside may wait for a statement's result. Elsewhere this changes nothing.
+
+    `last=True` promises that the block ends the work of the outermost transaction: its COMMIT
+    then travels with the writes, which saves the commit's own round trip. Django's commit on
+    leaving `atomic()` finds the transaction ended and sends nothing (psycopg skips it). A write
+    that fails stops the query before the COMMIT, so the transaction is rolled back as usual."""
     db = database()
     if db.vendor != "postgresql" or db.__dict__.get("_loyalty_buffer") is not None:
         yield
         return
-    buffer: list[str] = []
+    buffer: list[Query] = []
     db.__dict__["_loyalty_buffer"] = buffer
     try:
         yield
     finally:
         db.__dict__["_loyalty_buffer"] = None
     if buffer:
+        if last and _outermost(db):
+            buffer.append(("COMMIT", ()))
         with db.wrap_database_errors:
-            cursor = db.connection.cursor()
-            try:
-                cursor.execute("; ".join(buffer))
-            finally:
-                cursor.close()
+            _send(db, buffer).close()
 
 
-def _render(db: BaseDatabaseWrapper, sql: str, rows: Sequence[Sequence[Any]]) -> list[str]:
-    """Statements with their values in: an INSERT as one multi-row statement, others one per row."""
-    cursor = db.connection.cursor()
-    try:
-        head, values = sql.split(" VALUES ", 1) if sql.startswith("INSERT ") else ("", "")
-        if head:
-            return [f"{head} VALUES " + ", ".join(cursor.mogrify(values, row) for row in rows)]
-        return [cursor.mogrify(sql, row) for row in rows]
-    finally:
-        cursor.close()
+def _outermost(db: BaseDatabaseWrapper) -> bool:
+    """Inside exactly one `atomic()` block that will commit (not a test's wrapping transaction)."""
+    return (db.in_atomic_block and len(db.atomic_blocks) == 1 and not db.savepoint_ids
+            and not db.needs_rollback and not getattr(db.atomic_blocks[0], "_from_testcase", False))
+
+
+def _statements(sql: str, rows: Sequence[Sequence[Any]]) -> list[Query]:
+    """An INSERT as one multi-row statement, others one statement per row."""
+    head, values = sql.split(" VALUES ", 1) if sql.startswith("INSERT ") else ("", "")
+    if head:
+        return [(f"{head} VALUES " + ", ".join([values] * len(rows)), [value for row in rows for value in row])]
+    return [(sql, row) for row in rows]
