@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from django.apps import apps
 from django.db import models
 
-from loyalty.store.models import Member, RulesetVersion
+from loyalty.store.models import ApiKey, Member, RulesetVersion, WebhookEndpoint
 
 DISTRIBUTION_COLUMN = "member_id"
 DISTRIBUTION_ROOT = Member  # distributed by its own `id`
-REFERENCE_TABLES = (RulesetVersion,)  # replicated to every node, no member_id
+REFERENCE_TABLES = (RulesetVersion, ApiKey, WebhookEndpoint)  # replicated to every node, no member_id
 # The tables docs/scaling.md distributes; a new member-owned model is checked all the same.
 DOCUMENTED_MEMBER_TABLES = {
     "orders", "order_items", "refunds", "actions", "ledger_entries", "points_lots", "points_debts",
-    "tier_changes", "adjustments", "redemptions",
+    "tier_changes", "adjustments", "redemptions", "outbox_events", "webhook_deliveries",
 }
 
 
@@ -93,7 +93,8 @@ def test_members_is_keyed_by_id_and_the_excluded_tables_are_the_root_and_the_ref
     assert {DISTRIBUTION_ROOT, *REFERENCE_TABLES} <= loyalty_models
     assert Member._meta.db_table == "members"
     assert Member._meta.pk is not None and Member._meta.pk.column == "id", "members must be keyed by `id`"
-    assert DISTRIBUTION_COLUMN not in shape_of(RulesetVersion).columns, "ruleset_versions is not member-owned"
+    for model in REFERENCE_TABLES:
+        assert DISTRIBUTION_COLUMN not in shape_of(model).columns, f"{model._meta.db_table} is not member-owned"
 
 
 def test_the_check_reports_a_table_without_member_id_and_without_a_leading_index() -> None:

@@ -233,3 +233,92 @@ class Redemption(models.Model):
 
     class Meta:
         db_table = "redemptions"
+
+
+SCOPES = ("events:write", "members:read", "members:write", "coupons:write", "rulesets:write", "reports:read")
+
+
+class ApiKey(models.Model):
+    """A platform's or operator's key. Only its SHA-256 is stored: the key is shown once, at
+    creation. `prefix` (public, unique) finds the row; the hash is compared in constant time."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    rate_per_minute = models.IntegerField(default=6000)
+    created_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "api_keys"
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+WEBHOOK_EVENTS = ("member.tier_changed", "member.downgrade_warning", "coupon.issued", "points.expiring",
+                  "points.adjusted")
+
+
+class WebhookEndpoint(models.Model):
+    """Where the platform wants events. The secret signs deliveries, so it is kept (like a
+    password the server must be able to use, not just check)."""
+
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=80)
+    events = models.JSONField(default=list, blank=True, help_text="Event types to send; empty means all.")
+    active = models.BooleanField(default=True)
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "webhook_endpoints"
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return self.active and (not self.events or event_type in self.events)
+
+
+class OutboxEvent(models.Model):
+    """A change the platform hears about, written in the same transaction as the change.
+    `key` makes emitting idempotent; `body` is the exact JSON every delivery sends and signs."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    event_id = models.CharField(max_length=40, unique=True)
+    key = models.CharField(max_length=200, unique=True)
+    type = models.CharField(max_length=40)
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    fanned_out_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "outbox_events"
+        indexes = [models.Index(fields=["member", "created_at"], name="outbox_events_member"),
+                   models.Index(fields=["fanned_out_at", "id"], name="outbox_events_pending")]
+
+
+DELIVERY_STATES = [(s, s) for s in ("pending", "delivered", "parked")]
+
+
+class WebhookDelivery(models.Model):
+    """One event to one endpoint: retried with backoff until delivered or parked."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    event = models.ForeignKey(OutboxEvent, on_delete=models.PROTECT, db_index=False)
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.PROTECT)
+    state = models.CharField(max_length=10, choices=DELIVERY_STATES, default="pending")
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_status = models.IntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "webhook_deliveries"
+        constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="webhook_deliveries_once")]
+        indexes = [models.Index(fields=["member", "event"], name="webhook_deliveries_member"),
+                   models.Index(fields=["state", "next_attempt_at"], name="webhook_deliveries_due")]
