@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # the API docs' own Swagger UI files, served locally (no CDN)
     "loyalty.store",
 ]
 MIDDLEWARE = [
@@ -73,3 +74,13 @@ LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 USE_I18N = True
 STATIC_URL = "static/"
+
+# Rate-limit counters (and any other short-lived shared state): Redis when LOYALTY_REDIS_URL is
+# set, so every worker process counts against one limit; process memory otherwise.
+REDIS_URL = os.environ.get("LOYALTY_REDIS_URL", "")
+CACHES = {"default": (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "loyalty"}
+    if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "loyalty"}
+)}
+# A batch of 1,000 orders with items is about 300 KB; a body over 4 MB is refused with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024

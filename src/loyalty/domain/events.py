@@ -19,7 +19,19 @@ from loyalty.domain.money import parse_yuan
 from loyalty.domain.periods import require_aware
 
 ID_MAX = 64
+MAX_UNITS = 10**12  # growth or points in one adjustment or redemption: more is a client mistake
 _SPACE = re.compile(r"\s")
+# Control characters (NUL above all, which PostgreSQL refuses in text) never belong in an id or label.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def plain_text(value: object, field: str, *, max_length: int) -> str:
+    """Free text (a category, a note, a reason): a string, at most `max_length`, no control characters."""
+    if not isinstance(value, str) or len(value) > max_length:
+        raise InvalidInput(f"{field} must be a string of at most {max_length} characters", field=field)
+    if _CONTROL.search(value):
+        raise InvalidInput(f"{field} must not contain control characters", field=field)
+    return value
 ACTION_TYPES = ("check_in", "review", "share")
 
 
@@ -32,7 +44,7 @@ def text_id(raw: Mapping[str, Any], field: str, *, required: bool = True) -> str
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise InvalidInput(f"{field} must be a string", field=field)
     text = str(value).strip()
-    if not text or len(text) > ID_MAX or _SPACE.search(text):
+    if not text or len(text) > ID_MAX or _SPACE.search(text) or _CONTROL.search(text):
         raise InvalidInput(f"{field} must be 1–{ID_MAX} characters without spaces", field=field)
     return text
 
@@ -74,9 +86,7 @@ class OrderEvent:
 def parse_line(item: Mapping[str, Any], index: int, *, prefix: str = "") -> tuple[str, Line]:
     """One order line: (sku, Line). Errors name the field under `prefix` (e.g. "items[2].")."""
     sku = text_id(item, "sku", required=False) or f"line-{index + 1}"
-    category = item.get("category") or ""
-    if not isinstance(category, str) or len(category) > ID_MAX:
-        raise InvalidInput("category must be a short string", field=f"{prefix}category")
+    category = plain_text(item.get("category") or "", f"{prefix}category", max_length=ID_MAX)
     return sku, Line(category or None, parse_yuan(item.get("amount"), field=f"{prefix}amount"))
 
 

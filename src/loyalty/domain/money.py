@@ -14,6 +14,11 @@ FEN_PER_YUAN = 100
 MAX_AMOUNT_FEN = 100_000_000_00  # ¥100,000,000: larger amounts are a client mistake.
 
 
+def _shown(value: object) -> str:
+    """The value as the client sent it: '12.345', not Decimal('12.345')."""
+    return repr(str(value)) if isinstance(value, Decimal) else repr(value)
+
+
 def parse_yuan(value: object, *, field: str = "amount", allow_zero: bool = False) -> int:
     """Parse a yuan amount ("123.45", 123, Decimal) into fen. Refuses floats and sub-fen digits."""
     if isinstance(value, (bool, float)):
@@ -23,20 +28,20 @@ def parse_yuan(value: object, *, field: str = "amount", allow_zero: bool = False
     except InvalidOperation:
         yuan = None
     if yuan is None or not yuan.is_finite():
-        raise InvalidInput(f"not a decimal amount: {value!r}", field=field)
+        raise InvalidInput(f"not a decimal amount: {_shown(value)}", field=field)
     # IMPORTANT: judge the sign and size before scaling: "1e999999999" × 100 overflows the context.
     if yuan < 0:
-        raise InvalidInput(f"amount must be positive: {value!r}", field=field)
+        raise InvalidInput(f"amount must be positive: {_shown(value)}", field=field)
     if yuan > MAX_AMOUNT_FEN // FEN_PER_YUAN:
-        raise InvalidInput(f"amount is implausibly large: {value!r}", field=field)
+        raise InvalidInput(f"amount is implausibly large: {_shown(value)}", field=field)
     fen = yuan * FEN_PER_YUAN
     if fen != fen.to_integral_value():
-        raise InvalidInput(f"more than two decimal places: {value!r}", field=field)
+        raise InvalidInput(f"more than two decimal places: {_shown(value)}", field=field)
     fen_int = int(fen)
     if fen_int < 0 or (fen_int == 0 and not allow_zero):
-        raise InvalidInput(f"amount must be positive: {value!r}", field=field)
+        raise InvalidInput(f"amount must be positive: {_shown(value)}", field=field)
     if fen_int > MAX_AMOUNT_FEN:
-        raise InvalidInput(f"amount is implausibly large: {value!r}", field=field)
+        raise InvalidInput(f"amount is implausibly large: {_shown(value)}", field=field)
     return fen_int
 
 

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.conditions import Facts
 from loyalty.domain.errors import InvalidInput, NotFound
-from loyalty.domain.events import ID_MAX
+from loyalty.domain.events import text_id
 from loyalty.domain.points import spendable_balance
 from loyalty.domain.rules import Tier
 from loyalty.domain.tiers import Gap, gaps, next_tier, with_score
@@ -23,8 +23,8 @@ from loyalty.store.models import LedgerEntry, Member
 
 
 def _check_external_id(external_id: str) -> None:
-    if not external_id or len(external_id) > ID_MAX or any(ch.isspace() for ch in external_id):
-        raise InvalidInput(f"external_id must be 1–{ID_MAX} characters without spaces", field="external_id")
+    if text_id({"external_id": external_id}, "external_id") != external_id:
+        raise InvalidInput("external_id must not start or end with spaces", field="external_id")
 
 
 def _registration_hash(external_id: str, birthday: date | None) -> str:
@@ -100,6 +100,7 @@ def invite(external_id: str) -> Member:
 
 @dataclass(frozen=True)
 class EntryView:
+    id: int
     ledger: str
     delta: int
     source: str
@@ -136,4 +137,4 @@ def member_status(external_id: str, *, clock: Clock = system_clock, entries: int
         growth_balance=member.growth_balance, points_balance=member.points_balance,
         points_spendable=spendable_balance(live_lots(member.id, now), now), points_debt=member.points_debt,
         next_tier=upcoming, gaps=gaps(upcoming, facts, ruleset) if upcoming else [],
-        recent=[EntryView(e.ledger, e.delta, e.source, e.reference, e.occurred_at) for e in recent])
+        recent=[EntryView(e.id, e.ledger, e.delta, e.source, e.reference, e.occurred_at) for e in recent])

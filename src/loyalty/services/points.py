@@ -13,6 +13,7 @@ from django.db import transaction
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.errors import InvalidInput, NotFound, Refused
+from loyalty.domain.events import MAX_UNITS, plain_text, text_id
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import draw
 from loyalty.services import rulesets
@@ -40,10 +41,10 @@ class RedemptionOutcome:
 
 def redeem_points(external_id: str, points: int, *, redemption_id: str, note: str = "",
                   clock: Clock = system_clock) -> RedemptionOutcome:
-    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
-        raise InvalidInput("points must be a positive whole number", field="points")
-    if not redemption_id or len(redemption_id) > 64:
-        raise InvalidInput("redemption_id is required (1–64 characters)", field="redemption_id")
+    if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_UNITS:
+        raise InvalidInput(f"points must be a whole number from 1 to {MAX_UNITS:,}", field="points")
+    text_id({"redemption_id": redemption_id}, "redemption_id")
+    plain_text(note, "note", max_length=200)
     digest = payload_hash({"member": external_id, "points": points, "note": note})
 
     def redeem() -> RedemptionOutcome:

@@ -1,0 +1,114 @@
+"""Who is calling: an API key with scopes (the platform, an operator's tool) or a member token
+(the member-center page, which may read only its own member). Both travel as
+`Authorization: Bearer <token>`; keys start `lk_`, member tokens `mt_`.
+
+Member tokens are signed with the server's secret (Django's `signing`), carry their member and
+expiry, and are checked against an injectable clock. Rate limits count requests per key per
+minute in Django's cache: Redis when `LOYALTY_REDIS_URL` is set (shared by every worker),
+process memory otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core import signing
+from django.core.cache import cache
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+
+from loyalty.api.errors import ApiError
+from loyalty.clock import Clock, system_clock
+from loyalty.services import apikeys
+from loyalty.store.models import ApiKey
+
+MEMBER_TOKEN_PREFIX = "mt_"
+MEMBER_TOKEN_SALT = "loyalty.member-token"
+MEMBER_TOKEN_TTL = timedelta(minutes=15)
+MEMBER_TOKEN_MAX_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Caller:
+    key: ApiKey | None = None
+    member: str | None = None  # a member token's member
+
+    @property
+    def actor(self) -> str:
+        return f"api-key:{self.key.name}" if self.key else f"member:{self.member}"
+
+
+def issue_member_token(external_id: str, *, ttl: timedelta = MEMBER_TOKEN_TTL,
+                       clock: Clock = system_clock) -> tuple[str, datetime]:
+    expires_at = clock.now() + ttl
+    token = signing.dumps({"m": external_id, "exp": int(expires_at.timestamp())}, salt=MEMBER_TOKEN_SALT)
+    return MEMBER_TOKEN_PREFIX + token, expires_at
+
+
+def read_member_token(token: str, *, clock: Clock = system_clock) -> str:
+    try:
+        claims = signing.loads(token[len(MEMBER_TOKEN_PREFIX):], salt=MEMBER_TOKEN_SALT)
+    except signing.BadSignature as error:
+        raise ApiError("the member token is not valid", code="invalid_token", status=401) from error
+    if not isinstance(claims, dict) or not isinstance(claims.get("m"), str) or not isinstance(claims.get("exp"), int):
+        raise ApiError("the member token is not valid", code="invalid_token", status=401)
+    if claims["exp"] <= clock.now().timestamp():
+        raise ApiError("the member token has expired; ask the platform for a new one", code="token_expired",
+                       status=401)
+    return str(claims["m"])
+
+
+def check_rate(key: ApiKey, clock: Clock = system_clock) -> None:
+    """A fixed one-minute window per key; over the limit answers 429 with Retry-After."""
+    now = clock.now().timestamp()
+    window = int(now // 60)
+    name = f"loyalty:rate:{key.id}:{window}"
+    if cache.add(name, 1, timeout=70):
+        return
+    try:
+        count = cache.incr(name)
+    except ValueError:  # the window's counter expired between add and incr
+        cache.add(name, 1, timeout=70)
+        return
+    if count > key.rate_per_minute:
+        retry_after = max(1, math.ceil((window + 1) * 60 - now))
+        raise ApiError(f"more than {key.rate_per_minute} requests a minute for this key", code="rate_limited",
+                       status=429, headers={"Retry-After": str(retry_after)})
+
+
+class Bearer(HttpBearer):
+    """Requires an API key with `scope`; with `members=True`, a member token is accepted too (the
+    route must then check that the token's member is the one asked for: `own_member`)."""
+
+    def __init__(self, scope: str, *, members: bool = False):
+        super().__init__()
+        self.scope, self.members = scope, members
+
+    def authenticate(self, request: HttpRequest, token: str) -> Caller | None:
+        if token.startswith(MEMBER_TOKEN_PREFIX):
+            if not self.members:
+                raise ApiError("a member token cannot call this endpoint", code="forbidden", status=403)
+            return Caller(member=read_member_token(token))
+        key = apikeys.authenticate(token)
+        if key is None:
+            return None
+        if self.scope not in key.scopes:
+            raise ApiError(f"this API key lacks the {self.scope} scope", code="missing_scope", status=403)
+        check_rate(key)
+        return Caller(key=key)
+
+
+def caller(request: HttpRequest) -> Caller:
+    auth = getattr(request, "auth", None)
+    assert isinstance(auth, Caller)
+    return auth
+
+
+def own_member(request: HttpRequest, external_id: str) -> Caller:
+    """A member token reads only its own member: any other answers as if the member did not exist."""
+    who = caller(request)
+    if who.member is not None and who.member != external_id:
+        raise ApiError(f"unknown member {external_id!r}", code="unknown_member", status=404, field="member")
+    return who

@@ -1,0 +1,86 @@
+"""Every error the API answers has one shape, `{"error": {"code", "message", "field"}}`, and a 4xx
+status for every client mistake. The engine's errors map by kind; the edge adds its own
+(authentication, scopes, rate limits, malformed or oversized bodies)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from loyalty.domain.errors import Conflict, InvalidInput, LoyaltyError, NotFound, Refused
+
+STATUS_BY_KIND: tuple[tuple[type[LoyaltyError], int], ...] = (
+    (InvalidInput, 422), (NotFound, 404), (Conflict, 409), (Refused, 422),
+)
+
+
+class ApiError(LoyaltyError):
+    """An error only the edge knows (authentication, scopes, limits), with its HTTP status."""
+
+    status = 400
+
+    def __init__(self, message: str, *, code: str, status: int, field: str | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message, field=field, code=code)
+        self.status = status
+        self.headers = headers or {}
+
+
+def status_of(error: LoyaltyError) -> int:
+    if isinstance(error, ApiError):
+        return error.status
+    return next((status for kind, status in STATUS_BY_KIND if isinstance(error, kind)), 400)
+
+
+def body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _field_of(location: Any) -> str | None:
+    """pydantic's location, e.g. ("body", "payload", "items", 0, "amount") -> "items[0].amount"."""
+    parts = list(location)[2:] if location and location[0] == "body" else list(location)[1:]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or None
+
+
+def install(api: NinjaAPI) -> None:
+    def respond(request: HttpRequest, status: int, code: str, message: str, field: str | None = None,
+                headers: dict[str, str] | None = None) -> HttpResponse:
+        response = api.create_response(request, body(code, message, field), status=status)
+        for name, value in (headers or {}).items():
+            response[name] = value
+        return response
+
+    @api.exception_handler(LoyaltyError)
+    def loyalty_error(request: HttpRequest, error: LoyaltyError) -> HttpResponse:
+        return respond(request, status_of(error), error.code, error.message, error.field,
+                       getattr(error, "headers", None))
+
+    @api.exception_handler(ValidationError)
+    def invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:
+        first = error.errors[0] if error.errors else {}
+        field = _field_of(first.get("loc", ()))
+        message = str(first.get("msg", "invalid input"))
+        return respond(request, 422, "invalid_input", f"{field}: {message}" if field else message, field)
+
+    @api.exception_handler(AuthenticationError)
+    def unauthenticated(request: HttpRequest, error: AuthenticationError) -> HttpResponse:
+        return respond(request, 401, "unauthenticated",
+                       "send an API key or member token as `Authorization: Bearer <token>`",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
+        cause = error.__cause__
+        if isinstance(cause, RequestDataTooBig):
+            return respond(request, 413, "body_too_large", "the request body is larger than the API accepts")
+        if isinstance(cause, (ValueError, UnicodeDecodeError, json.JSONDecodeError)):
+            return respond(request, 400, "malformed_json", f"the body is not valid JSON: {cause}")
+        return respond(request, error.status_code, "http_error", str(error))

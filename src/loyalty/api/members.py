@@ -1,0 +1,136 @@
+"""Members: registration, status (tier, balances, progress), the ledger, member tokens, and the
+value-moving calls on a member (points redemption, operator adjustments)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from loyalty.api.auth import Bearer, caller, issue_member_token, own_member
+from loyalty.api.errors import ApiError
+from loyalty.api.replies import ERRORS, replayed
+from loyalty.api.schemas import (
+    AdjustmentIn,
+    AdjustmentOut,
+    EntryOut,
+    GapOut,
+    LedgerOut,
+    MemberIn,
+    MemberOut,
+    RedeemIn,
+    RedeemOut,
+    StatusOut,
+    TierOut,
+    TokenIn,
+    TokenOut,
+)
+from loyalty.domain.conditions import AMOUNT_METRICS
+from loyalty.domain.money import format_fen
+from loyalty.domain.tiers import Gap
+from loyalty.services.adjustments import adjust
+from loyalty.services.members import get_member, member_status, register_member
+from loyalty.services.points import redeem_points
+from loyalty.store.models import LedgerEntry
+
+router = Router(tags=["members"])
+MAX_PAGE = 200
+
+
+def _figure(metric: str, value: Decimal) -> str:
+    return format_fen(int(value)) if metric in AMOUNT_METRICS else str(value)
+
+
+def _gap(gap: Gap) -> GapOut:
+    missing = max(gap.needed - gap.current, Decimal(0))
+    return GapOut(metric=gap.metric, window=gap.window, needed=_figure(gap.metric, gap.needed),
+                  current=_figure(gap.metric, gap.current), missing=_figure(gap.metric, missing))
+
+
+@router.post("/members", response={201: MemberOut, **ERRORS}, auth=Bearer("members:write"),
+             summary="Register a member (idempotent on external_id)")
+def register(request: HttpRequest, payload: MemberIn, response: HttpResponse) -> tuple[int, MemberOut]:
+    registration = register_member(payload.external_id, birthday=payload.birthday)
+    member = registration.member
+    replayed(response, not registration.created)
+    return 201, MemberOut(external_id=member.external_id, birthday=member.birthday,
+                          registered_at=member.registered_at)
+
+
+@router.get("/members/{external_id}", response={200: StatusOut, **ERRORS},
+            auth=Bearer("members:read", members=True),
+            summary="A member's tier, expiry, balances and progress to the next tier")
+def status(request: HttpRequest, external_id: str) -> StatusOut:
+    own_member(request, external_id)
+    seen = member_status(external_id)
+    return StatusOut(
+        external_id=seen.external_id, tier=TierOut(code=seen.tier.code, name=seen.tier.name),
+        tier_expires_at=seen.tier_expires_at, growth_balance=seen.growth_balance,
+        points_balance=seen.points_balance, points_spendable=seen.points_spendable, points_debt=seen.points_debt,
+        next_tier=TierOut(code=seen.next_tier.code, name=seen.next_tier.name) if seen.next_tier else None,
+        progress=[_gap(gap) for gap in seen.gaps],
+        recent=[EntryOut(id=e.id, ledger=e.ledger, delta=e.delta, source=e.source, reference=e.reference,
+                         occurred_at=e.occurred_at) for e in seen.recent])
+
+
+class LedgerQuery(Schema):
+    ledger: str | None = Field(default=None, pattern="^(growth|points)$")
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(default=None, max_length=20, pattern="^[0-9]+$",
+                               description="from the previous page's next_cursor")
+
+
+@router.get("/members/{external_id}/ledger", response={200: LedgerOut, **ERRORS},
+            auth=Bearer("members:read", members=True),
+            summary="A member's ledger entries, newest first, a page at a time")
+def ledger(request: HttpRequest, external_id: str, query: Query[LedgerQuery]) -> LedgerOut:
+    own_member(request, external_id)
+    member = get_member(external_id)
+    rows = LedgerEntry.objects.filter(member_id=member.id)
+    if query.ledger:
+        rows = rows.filter(ledger=query.ledger)
+    if query.cursor:
+        rows = rows.filter(id__lt=int(query.cursor))
+    page = list(rows.order_by("-id")[:query.limit + 1])
+    more = len(page) > query.limit
+    page = page[:query.limit]
+    return LedgerOut(entries=[EntryOut(id=e.id, ledger=e.ledger, delta=e.delta, source=e.source,
+                                       reference=e.reference, occurred_at=e.occurred_at) for e in page],
+                     next_cursor=str(page[-1].id) if more else None)
+
+
+@router.post("/members/{external_id}/token", response={201: TokenOut, **ERRORS}, auth=Bearer("members:write"),
+             summary="Issue a short-lived token that lets the member-center page read this member only")
+def token(request: HttpRequest, external_id: str, payload: TokenIn | None = None) -> tuple[int, TokenOut]:
+    get_member(external_id)
+    ttl = timedelta(seconds=(payload or TokenIn()).ttl_seconds)
+    text, expires_at = issue_member_token(external_id, ttl=ttl)
+    return 201, TokenOut(token=text, expires_at=expires_at)
+
+
+@router.post("/members/{external_id}/points/redeem", response={201: RedeemOut, **ERRORS},
+             auth=Bearer("members:write"),
+             summary="Spend points, soonest-expiring first (idempotent on redemption_id)")
+def redeem(request: HttpRequest, external_id: str, payload: RedeemIn, response: HttpResponse
+           ) -> tuple[int, RedeemOut]:
+    outcome = redeem_points(external_id, payload.points, redemption_id=payload.redemption_id, note=payload.note)
+    replayed(response, outcome.replayed)
+    return 201, RedeemOut(redemption_id=outcome.redemption_id, member=outcome.member, points=outcome.points)
+
+
+@router.post("/members/{external_id}/adjustments", response={201: AdjustmentOut, **ERRORS},
+             auth=Bearer("members:write"),
+             summary="An operator's correction of growth or points, with its reason (idempotent on adjustment_id)")
+def adjustment(request: HttpRequest, external_id: str, payload: AdjustmentIn, response: HttpResponse
+               ) -> tuple[int, AdjustmentOut]:
+    who = caller(request)
+    if who.key is None:  # pragma: no cover (Bearer admits only keys here)
+        raise ApiError("an API key is required", code="forbidden", status=403)
+    outcome = adjust(external_id, payload.ledger, payload.delta, reason=payload.reason, actor=who.actor,
+                     adjustment_id=payload.adjustment_id)
+    replayed(response, outcome.replayed)
+    return 201, AdjustmentOut(adjustment_id=outcome.adjustment_id, member=outcome.member, ledger=outcome.ledger,
+                              delta=outcome.delta)

@@ -1,0 +1,45 @@
+"""Rulesets: list the versions, read one, publish the next (validated; every problem named)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Router
+
+from loyalty.api.auth import Bearer, caller
+from loyalty.api.errors import ApiError
+from loyalty.api.replies import ERRORS
+from loyalty.api.schemas import RulesetDetailOut, RulesetIn, RulesetOut
+from loyalty.domain.documents import from_json
+from loyalty.services import rulesets
+from loyalty.store.models import RulesetVersion
+
+router = Router(tags=["rulesets"])
+
+
+def _out(version: RulesetVersion) -> RulesetOut:
+    return RulesetOut(version=version.version, name=version.name, checksum=version.checksum,
+                      effective_from=version.effective_from, published_at=version.published_at,
+                      published_by=version.published_by, reason=version.reason)
+
+
+@router.get("/rulesets", response={200: list[RulesetOut], **ERRORS}, auth=Bearer("members:read"),
+            summary="Every published version, oldest first")
+def versions(request: HttpRequest) -> list[RulesetOut]:
+    return [_out(version) for version in RulesetVersion.objects.order_by("version")]
+
+
+@router.get("/rulesets/{version}", response={200: RulesetDetailOut, **ERRORS}, auth=Bearer("members:read"),
+            summary="One version with its document")
+def version(request: HttpRequest, version: int) -> RulesetDetailOut:
+    stored = rulesets.stored(version) if 0 < version < 2**31 else None
+    if stored is None:
+        raise ApiError(f"no ruleset version {version}", code="unknown_ruleset", status=404, field="version")
+    return RulesetDetailOut(**_out(stored).model_dump(), document=from_json(stored.document))
+
+
+@router.post("/rulesets", response={201: RulesetOut, **ERRORS}, auth=Bearer("rulesets:write"),
+             summary="Publish the next version, in force from effective_from (idempotent on the same document)")
+def publish(request: HttpRequest, payload: RulesetIn) -> tuple[int, RulesetOut]:
+    published = rulesets.publish(payload.document, effective_from=payload.effective_from, actor=caller(request).actor,
+                                 reason=payload.reason)
+    return 201, _out(published)
