@@ -36,8 +36,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-serve: $(STAMP)
-	$(BIN)/loyalty serve
+# gunicorn on :8000 over the demo's database (`loyalty serve --demo`: the file `loyalty demo`
+# builds), running the demo first when that file is not there yet.
+serve: $(STAMP) var/demo.sqlite3
+	$(BIN)/loyalty serve --demo
+
+var/demo.sqlite3: | $(STAMP)
+	$(BIN)/loyalty demo
 
 clean:
 	rm -rf $(VENV) var

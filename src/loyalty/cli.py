@@ -21,14 +21,21 @@ def _setup_django() -> None:
     django.setup()
 
 
-def _use_demo_database() -> None:
-    """The demo builds its own SQLite file under ./var/ afresh, unless a database is named."""
+DEMO_DATABASE = Path("var") / "demo.sqlite3"
+
+
+def _use_demo_database(*, fresh: bool) -> None:
+    """The demo builds its own SQLite file under ./var/ afresh (`fresh`), and `serve --demo` serves
+    that file, unless a database is named."""
     if "LOYALTY_DATABASE_URL" in os.environ:
         return
-    path = Path("var") / "demo.sqlite3"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        stale.unlink(missing_ok=True)
+    path = DEMO_DATABASE
+    if fresh:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            stale.unlink(missing_ok=True)
+    elif not path.exists():
+        raise LoyaltyError(f"there is no demo database ({path}) yet: run `loyalty demo` first")
     os.environ["LOYALTY_DATABASE_URL"] = f"sqlite:///{path.resolve()}"
 
 
@@ -38,10 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    if args.run is cmd_demo:
-        _use_demo_database()
-    _setup_django()
     try:
+        if args.run is cmd_demo or getattr(args, "demo", False):
+            _use_demo_database(fresh=args.run is cmd_demo)
+        _setup_django()
         return int(args.run(args) or 0)
     except RulesetInvalid as error:
         for problem in error.problems:
@@ -59,9 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     cmd = sub.add_parser("migrate", help="create or upgrade the database schema")
     cmd.set_defaults(run=cmd_migrate)
 
-    cmd = sub.add_parser("serve", help="serve the admin (and the API and pages as they arrive)")
+    cmd = sub.add_parser("serve", help="serve the API, the admin and /healthz (gunicorn; SIGTERM stops gracefully)")
     cmd.add_argument("--host", default="127.0.0.1")
     cmd.add_argument("--port", type=int, default=8000)
+    cmd.add_argument("--workers", type=_positive, default=max(2, 2 * _cpus() + 1),
+                     help="worker processes (default: 2 × CPUs + 1 = %(default)s here)")
+    cmd.add_argument("--threads", type=_positive, default=1, help="threads per worker (default: %(default)s)")
+    cmd.add_argument("--access-log", action="store_true", help="log every request to stdout (off by default)")
+    cmd.add_argument("--demo", action="store_true", help=f"serve the database `loyalty demo` built ({DEMO_DATABASE})")
     cmd.set_defaults(run=cmd_serve)
 
     ruleset = sub.add_parser("ruleset", help="validate, publish and show rulesets").add_subparsers(metavar="ACTION")
@@ -84,6 +96,37 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("external_id")
     cmd.set_defaults(run=cmd_member_show)
 
+    apikey = sub.add_parser("apikey", help="create, list and revoke API keys").add_subparsers(metavar="ACTION")
+    cmd = apikey.add_parser("create", help="create a key (printed once; only its hash is kept)")
+    cmd.add_argument("name")
+    cmd.add_argument("--scope", action="append", required=True, metavar="SCOPE",
+                     help="repeat for several: events:write members:read members:write coupons:write "
+                          "rulesets:write reports:read")
+    cmd.add_argument("--rate", type=int, default=6000, metavar="PER_MINUTE", help="requests a minute (default 6000)")
+    cmd.set_defaults(run=cmd_apikey_create)
+    cmd = apikey.add_parser("list", help="every key: prefix, name, scopes, revoked or not")
+    cmd.set_defaults(run=cmd_apikey_list)
+    cmd = apikey.add_parser("revoke", help="revoke a key by its prefix")
+    cmd.add_argument("prefix")
+    cmd.set_defaults(run=cmd_apikey_revoke)
+
+    webhooks = sub.add_parser("webhooks", help="add endpoints, deliver the outbox, replay parked deliveries"
+                              ).add_subparsers(metavar="ACTION")
+    cmd = webhooks.add_parser("add", help="add an endpoint (its signing secret is printed once)")
+    cmd.add_argument("url")
+    cmd.add_argument("--event", action="append", default=[], metavar="TYPE",
+                     help="repeat for several (default: every type): member.tier_changed member.downgrade_warning "
+                          "coupon.issued points.expiring points.adjusted")
+    cmd.add_argument("--description", default="")
+    cmd.set_defaults(run=cmd_webhooks_add)
+    cmd = webhooks.add_parser("dispatch", help="fan out new events and send due deliveries")
+    cmd.add_argument("--limit", type=_positive, default=1000, metavar="N", help="events and deliveries per run")
+    cmd.add_argument("--loop", type=float, metavar="SECONDS", help="run until stopped, pausing when idle")
+    cmd.set_defaults(run=cmd_webhooks_dispatch)
+    cmd = webhooks.add_parser("replay", help="send parked (or delivered) deliveries again, now")
+    cmd.add_argument("delivery_id", type=int, nargs="+")
+    cmd.set_defaults(run=cmd_webhooks_replay)
+
     imports = sub.add_parser("import", help="import history").add_subparsers(metavar="WHAT")
     cmd = imports.add_parser("orders", help="import orders from a CSV file (see README for the columns)")
     cmd.add_argument("file")
@@ -103,10 +146,51 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from django.core.management import call_command
+def _cpus() -> int:
+    """The CPUs this process may run on (a container's or taskset's limit, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-    call_command("runserver", f"{args.host}:{args.port}", use_reloader=False)
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run `loyalty.wsgi:application` under gunicorn: a master process and `--workers` forked
+    workers (each with its own database connection) of `--threads` threads each. SIGTERM stops
+    gracefully: the master stops listening, requests in flight finish (up to 30 s), exit 0."""
+    from gunicorn.app.base import BaseApplication
+
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    options = {
+        "bind": [f"{host}:{args.port}"],
+        "workers": args.workers,
+        "threads": args.threads,
+        # gthread, not gunicorn's default `sync` worker, which closes the connection after every
+        # response: clients and load balancers keep theirs open.
+        "worker_class": "gthread",
+        "keepalive": 5,
+        "graceful_timeout": 30,
+        "accesslog": "-" if args.access_log else None,
+        # IMPORTANT: otherwise every instance on the machine claims ~/.gunicorn/gunicorn.ctl.
+        "control_socket_disable": True,
+        "proc_name": "loyalty",
+    }
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> object:
+            from loyalty.wsgi import application
+
+            return application
+
+    Server().run()  # returns only by SystemExit, with gunicorn's status
     return 0
 
 
@@ -150,6 +234,73 @@ def cmd_member_show(args: argparse.Namespace) -> int:
     from loyalty import console
 
     console.print_member(args.external_id)
+    return 0
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    from loyalty.services.apikeys import create_key
+
+    made = create_key(args.name, [scope for given in args.scope for scope in given.split(",") if scope],
+                      rate_per_minute=args.rate)
+    print(made.plaintext)
+    print(f"# {made.key.name}: scopes {', '.join(made.key.scopes)}; prefix {made.key.prefix}. "
+          "Keep the key now: it is not shown again.", file=sys.stderr)
+    return 0
+
+
+def cmd_apikey_list(args: argparse.Namespace) -> int:
+    from loyalty.store.models import ApiKey
+
+    for key in ApiKey.objects.order_by("id"):
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "live"
+        print(f"{key.prefix}  {key.name}  {','.join(key.scopes)}  {state}")
+    return 0
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    from loyalty.services.apikeys import revoke
+
+    key = revoke(args.prefix)
+    print(f"revoked {key.prefix} ({key.name})")
+    return 0
+
+
+def cmd_webhooks_add(args: argparse.Namespace) -> int:
+    from loyalty.services.webhooks import create_endpoint
+
+    endpoint = create_endpoint(args.url, args.event, args.description)
+    print(endpoint.secret)
+    print(f"# endpoint {endpoint.id}: {endpoint.url}, events {', '.join(endpoint.events) or 'all'}. "
+          "Give the secret to the receiver now: it verifies the Loyalty-Signature header.", file=sys.stderr)
+    return 0
+
+
+def cmd_webhooks_dispatch(args: argparse.Namespace) -> int:
+    """One run, or with --loop a run after another: at once while a run fills its limit, else after
+    a pause. Ctrl-C (or SIGINT) stops between runs."""
+    import time
+
+    from loyalty.services.webhooks import dispatch
+
+    try:
+        while True:
+            counts = dispatch(limit=args.limit)
+            busy = counts.fanned_out >= args.limit or counts.attempted >= args.limit
+            if args.loop is None or counts.fanned_out or counts.attempted:
+                print(f"fanned out {counts.fanned_out}, delivered {counts.delivered}, failed {counts.failed}, "
+                      f"parked {counts.parked}", flush=True)
+            if args.loop is None:
+                return 0
+            if not busy:
+                time.sleep(args.loop)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_webhooks_replay(args: argparse.Namespace) -> int:
+    from loyalty.services.webhooks import replay
+
+    print(f"{replay(args.delivery_id)} of {len(args.delivery_id)} deliveries queued again")
     return 0
 
 

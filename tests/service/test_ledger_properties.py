@@ -39,11 +39,13 @@ from loyalty.store.models import (
     Member,
     Order,
     OrderItem,
+    OutboxEvent,
     PointsDebt,
     PointsLot,
     Redemption,
     Refund,
     TierChange,
+    WebhookDelivery,
 )
 from tests.conftest import at
 from tests.service.support import ledger_problems_by_member, snapshot
@@ -100,8 +102,8 @@ class Walk:
 def clear_tables() -> None:
     """Delete every member-owned row, children first (the tests' database outlives an example)."""
     LedgerEntry.objects.update(reverses=None)
-    for model in (Refund, OrderItem, Action, Adjustment, Redemption, TierChange, PointsDebt, PointsLot,
-                  LedgerEntry, Order, Member):
+    for model in (WebhookDelivery, OutboxEvent, Refund, OrderItem, Action, Adjustment, Redemption, TierChange,
+                  PointsDebt, PointsLot, LedgerEntry, Order, Member):
         model.objects.all().delete()
 
 

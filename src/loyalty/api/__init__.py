@@ -6,9 +6,18 @@ Ninja's own bundled files (no CDN)."""
 from __future__ import annotations
 
 from ninja import NinjaAPI
+from ninja.renderers import JSONRenderer
 
 from loyalty.api import errors, events, members, rulesets
 from loyalty.api.parser import ExactJSON
+
+
+
+class Utf8JSON(JSONRenderer):
+    """Names such as 青铜 as UTF-8, not \\u escapes (the same JSON, readable in a terminal)."""
+
+    json_dumps_params = {"ensure_ascii": False}  # noqa: RUF012 (Ninja reads it as a class attribute)
+
 
 api = NinjaAPI(
     title="loyalty",
@@ -20,6 +29,7 @@ api = NinjaAPI(
         "Every write is idempotent on its id; errors are `{\"error\": {\"code\", \"message\", \"field\"}}`."
     ),
     parser=ExactJSON(),
+    renderer=Utf8JSON(),
     urls_namespace="api",
 )
 errors.install(api)

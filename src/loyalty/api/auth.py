@@ -88,9 +88,11 @@ class Bearer(HttpBearer):
 
     def authenticate(self, request: HttpRequest, token: str) -> Caller | None:
         if token.startswith(MEMBER_TOKEN_PREFIX):
+            # Who first (401 for a forged or expired token), then what it may do (403).
+            member = read_member_token(token)
             if not self.members:
                 raise ApiError("a member token cannot call this endpoint", code="forbidden", status=403)
-            return Caller(member=read_member_token(token))
+            return Caller(member=member)
         key = apikeys.authenticate(token)
         if key is None:
             return None

@@ -76,11 +76,18 @@ def install(api: NinjaAPI) -> None:
                        "send an API key or member token as `Authorization: Bearer <token>`",
                        headers={"WWW-Authenticate": "Bearer"})
 
+    # IMPORTANT: Ninja reads `request.body` outside its parse guard, so an oversized body raises
+    # RequestDataTooBig itself (not wrapped in an HttpError); left alone, Django answers an HTML 400.
+    @api.exception_handler(RequestDataTooBig)
+    def too_big(request: HttpRequest, error: RequestDataTooBig) -> HttpResponse:
+        return respond(request, 413, "body_too_large", "the request body is larger than the API accepts")
+
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
         cause = error.__cause__
         if isinstance(cause, RequestDataTooBig):
             return respond(request, 413, "body_too_large", "the request body is larger than the API accepts")
-        if isinstance(cause, (ValueError, UnicodeDecodeError, json.JSONDecodeError)):
+        # RecursionError: a body nested thousands deep ([[[[...]]]]) is malformed too, not a server fault.
+        if isinstance(cause, (ValueError, UnicodeDecodeError, json.JSONDecodeError, RecursionError)):
             return respond(request, 400, "malformed_json", f"the body is not valid JSON: {cause}")
         return respond(request, error.status_code, "http_error", str(error))

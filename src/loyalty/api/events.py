@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Router
+from ninja import Router, Status
 
 from loyalty.api.auth import Bearer
 from loyalty.api.errors import body
@@ -21,12 +21,14 @@ from loyalty.api.replies import ERRORS, replayed
 from loyalty.api.schemas import (
     ActionIn,
     ActionOut,
-    BatchIn,
+    ActionsBatchIn,
     BatchOut,
     OrderIn,
     OrderOut,
+    OrdersBatchIn,
     RefundIn,
     RefundOut,
+    RefundsBatchIn,
 )
 from loyalty.domain.errors import LoyaltyError
 from loyalty.domain.events import parse_action, parse_order, parse_refund
@@ -48,10 +50,10 @@ def _public(outcome: Any) -> dict[str, Any]:
 
 
 def _one(response: HttpResponse, payload: Any, parse: Callable[[Mapping[str, Any]], Event],
-         record: Callable[[Sequence[Event]], list[Any]]) -> tuple[int, dict[str, Any]]:
+         record: Callable[[Sequence[Event]], list[Any]]) -> Status[dict[str, Any]]:
     outcome = only(record([parse(payload.model_dump(exclude_none=True))]))
     replayed(response, outcome.replayed)
-    return 201, _public(outcome)
+    return Status(201, _public(outcome))
 
 
 def _batch(events: list[dict[str, Any]], id_field: str, parse: Callable[[Mapping[str, Any]], Event],
@@ -80,35 +82,35 @@ def _batch(events: list[dict[str, Any]], id_field: str, parse: Callable[[Mapping
 
 @router.post("/events/orders", response={201: OrderOut, **ERRORS}, auth=WRITE,
              summary="A paid order: growth and points per the ruleset in force at paid_at")
-def order(request: HttpRequest, payload: OrderIn, response: HttpResponse) -> tuple[int, dict[str, Any]]:
+def order(request: HttpRequest, payload: OrderIn, response: HttpResponse) -> Status[dict[str, Any]]:
     return _one(response, payload, parse_order, record_orders)
 
 
 @router.post("/events/refunds", response={201: RefundOut, **ERRORS}, auth=WRITE,
              summary="A refund of (part of) an order: reverses growth and points in proportion")
-def refund(request: HttpRequest, payload: RefundIn, response: HttpResponse) -> tuple[int, dict[str, Any]]:
+def refund(request: HttpRequest, payload: RefundIn, response: HttpResponse) -> Status[dict[str, Any]]:
     return _one(response, payload, parse_refund, record_refunds)
 
 
 @router.post("/events/actions", response={201: ActionOut, **ERRORS}, auth=WRITE,
              summary="A member action: check-in, review or share")
-def action(request: HttpRequest, payload: ActionIn, response: HttpResponse) -> tuple[int, dict[str, Any]]:
+def action(request: HttpRequest, payload: ActionIn, response: HttpResponse) -> Status[dict[str, Any]]:
     return _one(response, payload, parse_action, record_actions)
 
 
 @router.post("/events/orders:batch", response={200: BatchOut, **ERRORS}, auth=WRITE,
              summary="Up to 1,000 orders in one transaction, one result per order")
-def orders_batch(request: HttpRequest, payload: BatchIn) -> BatchOut:
+def orders_batch(request: HttpRequest, payload: OrdersBatchIn) -> BatchOut:
     return _batch(payload.events, "order_id", parse_order, record_orders)
 
 
 @router.post("/events/refunds:batch", response={200: BatchOut, **ERRORS}, auth=WRITE,
              summary="Up to 1,000 refunds in one transaction, one result per refund")
-def refunds_batch(request: HttpRequest, payload: BatchIn) -> BatchOut:
+def refunds_batch(request: HttpRequest, payload: RefundsBatchIn) -> BatchOut:
     return _batch(payload.events, "refund_id", parse_refund, record_refunds)
 
 
 @router.post("/events/actions:batch", response={200: BatchOut, **ERRORS}, auth=WRITE,
              summary="Up to 1,000 actions in one transaction, one result per action")
-def actions_batch(request: HttpRequest, payload: BatchIn) -> BatchOut:
+def actions_batch(request: HttpRequest, payload: ActionsBatchIn) -> BatchOut:
     return _batch(payload.events, "event_id", parse_action, record_actions)

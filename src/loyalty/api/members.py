@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Query, Router, Schema
+from ninja import Body, Query, Router, Schema, Status
 from pydantic import Field
 
 from loyalty.api.auth import Bearer, caller, issue_member_token, own_member
@@ -21,6 +21,7 @@ from loyalty.api.schemas import (
     LedgerOut,
     MemberIn,
     MemberOut,
+    MemberPath,
     RedeemIn,
     RedeemOut,
     StatusOut,
@@ -38,6 +39,7 @@ from loyalty.store.models import LedgerEntry
 
 router = Router(tags=["members"])
 MAX_PAGE = 200
+DEFAULT_TOKEN = TokenIn()  # no body (or an empty one): the default lifetime
 
 
 def _figure(metric: str, value: Decimal) -> str:
@@ -52,18 +54,18 @@ def _gap(gap: Gap) -> GapOut:
 
 @router.post("/members", response={201: MemberOut, **ERRORS}, auth=Bearer("members:write"),
              summary="Register a member (idempotent on external_id)")
-def register(request: HttpRequest, payload: MemberIn, response: HttpResponse) -> tuple[int, MemberOut]:
+def register(request: HttpRequest, payload: MemberIn, response: HttpResponse) -> Status[MemberOut]:
     registration = register_member(payload.external_id, birthday=payload.birthday)
     member = registration.member
     replayed(response, not registration.created)
-    return 201, MemberOut(external_id=member.external_id, birthday=member.birthday,
-                          registered_at=member.registered_at)
+    return Status(201, MemberOut(external_id=member.external_id, birthday=member.birthday,
+                                 registered_at=member.registered_at))
 
 
 @router.get("/members/{external_id}", response={200: StatusOut, **ERRORS},
             auth=Bearer("members:read", members=True),
             summary="A member's tier, expiry, balances and progress to the next tier")
-def status(request: HttpRequest, external_id: str) -> StatusOut:
+def status(request: HttpRequest, external_id: MemberPath) -> StatusOut:
     own_member(request, external_id)
     seen = member_status(external_id)
     return StatusOut(
@@ -86,7 +88,7 @@ class LedgerQuery(Schema):
 @router.get("/members/{external_id}/ledger", response={200: LedgerOut, **ERRORS},
             auth=Bearer("members:read", members=True),
             summary="A member's ledger entries, newest first, a page at a time")
-def ledger(request: HttpRequest, external_id: str, query: Query[LedgerQuery]) -> LedgerOut:
+def ledger(request: HttpRequest, external_id: MemberPath, query: Query[LedgerQuery]) -> LedgerOut:
     own_member(request, external_id)
     member = get_member(external_id)
     rows = LedgerEntry.objects.filter(member_id=member.id)
@@ -104,33 +106,34 @@ def ledger(request: HttpRequest, external_id: str, query: Query[LedgerQuery]) ->
 
 @router.post("/members/{external_id}/token", response={201: TokenOut, **ERRORS}, auth=Bearer("members:write"),
              summary="Issue a short-lived token that lets the member-center page read this member only")
-def token(request: HttpRequest, external_id: str, payload: TokenIn | None = None) -> tuple[int, TokenOut]:
+def token(request: HttpRequest, external_id: MemberPath, payload: Body[TokenIn] = DEFAULT_TOKEN) -> Status[TokenOut]:
     get_member(external_id)
-    ttl = timedelta(seconds=(payload or TokenIn()).ttl_seconds)
+    ttl = timedelta(seconds=payload.ttl_seconds)
     text, expires_at = issue_member_token(external_id, ttl=ttl)
-    return 201, TokenOut(token=text, expires_at=expires_at)
+    return Status(201, TokenOut(token=text, expires_at=expires_at))
 
 
 @router.post("/members/{external_id}/points/redeem", response={201: RedeemOut, **ERRORS},
              auth=Bearer("members:write"),
              summary="Spend points, soonest-expiring first (idempotent on redemption_id)")
-def redeem(request: HttpRequest, external_id: str, payload: RedeemIn, response: HttpResponse
-           ) -> tuple[int, RedeemOut]:
+def redeem(request: HttpRequest, external_id: MemberPath, payload: RedeemIn, response: HttpResponse
+           ) -> Status[RedeemOut]:
     outcome = redeem_points(external_id, payload.points, redemption_id=payload.redemption_id, note=payload.note)
     replayed(response, outcome.replayed)
-    return 201, RedeemOut(redemption_id=outcome.redemption_id, member=outcome.member, points=outcome.points)
+    return Status(201, RedeemOut(redemption_id=outcome.redemption_id, member=outcome.member,
+                                 points=outcome.points))
 
 
 @router.post("/members/{external_id}/adjustments", response={201: AdjustmentOut, **ERRORS},
              auth=Bearer("members:write"),
              summary="An operator's correction of growth or points, with its reason (idempotent on adjustment_id)")
-def adjustment(request: HttpRequest, external_id: str, payload: AdjustmentIn, response: HttpResponse
-               ) -> tuple[int, AdjustmentOut]:
+def adjustment(request: HttpRequest, external_id: MemberPath, payload: AdjustmentIn, response: HttpResponse
+               ) -> Status[AdjustmentOut]:
     who = caller(request)
     if who.key is None:  # pragma: no cover (Bearer admits only keys here)
         raise ApiError("an API key is required", code="forbidden", status=403)
     outcome = adjust(external_id, payload.ledger, payload.delta, reason=payload.reason, actor=who.actor,
                      adjustment_id=payload.adjustment_id)
     replayed(response, outcome.replayed)
-    return 201, AdjustmentOut(adjustment_id=outcome.adjustment_id, member=outcome.member, ledger=outcome.ledger,
-                              delta=outcome.delta)
+    return Status(201, AdjustmentOut(adjustment_id=outcome.adjustment_id, member=outcome.member,
+                                     ledger=outcome.ledger, delta=outcome.delta))

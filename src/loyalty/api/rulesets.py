@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from typing import Annotated
+
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Path, Router, Status
 
 from loyalty.api.auth import Bearer, caller
 from loyalty.api.errors import ApiError
@@ -17,8 +20,11 @@ router = Router(tags=["rulesets"])
 
 
 def _out(version: RulesetVersion) -> RulesetOut:
+    # In UTC, as stored: a fresh version still holds the caller's offset, and a replay of the
+    # publish must answer exactly what the first call answered.
     return RulesetOut(version=version.version, name=version.name, checksum=version.checksum,
-                      effective_from=version.effective_from, published_at=version.published_at,
+                      effective_from=version.effective_from.astimezone(UTC),
+                      published_at=version.published_at.astimezone(UTC),
                       published_by=version.published_by, reason=version.reason)
 
 
@@ -30,7 +36,7 @@ def versions(request: HttpRequest) -> list[RulesetOut]:
 
 @router.get("/rulesets/{version}", response={200: RulesetDetailOut, **ERRORS}, auth=Bearer("members:read"),
             summary="One version with its document")
-def version(request: HttpRequest, version: int) -> RulesetDetailOut:
+def version(request: HttpRequest, version: Annotated[int, Path(examples=[1])]) -> RulesetDetailOut:
     stored = rulesets.stored(version) if 0 < version < 2**31 else None
     if stored is None:
         raise ApiError(f"no ruleset version {version}", code="unknown_ruleset", status=404, field="version")
@@ -39,7 +45,7 @@ def version(request: HttpRequest, version: int) -> RulesetDetailOut:
 
 @router.post("/rulesets", response={201: RulesetOut, **ERRORS}, auth=Bearer("rulesets:write"),
              summary="Publish the next version, in force from effective_from (idempotent on the same document)")
-def publish(request: HttpRequest, payload: RulesetIn) -> tuple[int, RulesetOut]:
+def publish(request: HttpRequest, payload: RulesetIn) -> Status[RulesetOut]:
     published = rulesets.publish(payload.document, effective_from=payload.effective_from, actor=caller(request).actor,
                                  reason=payload.reason)
-    return 201, _out(published)
+    return Status(201, _out(published))

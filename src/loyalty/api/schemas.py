@@ -10,18 +10,50 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from ninja import Schema
-from pydantic import AwareDatetime, ConfigDict, Field
+from ninja import Path, Schema
+from pydantic import AwareDatetime, ConfigDict, Field, field_validator
+from pydantic.json_schema import JsonDict
 
 MAX_BATCH = 1000
 Id = Field(min_length=1, max_length=64, examples=["m-10001"])
 Amount = Decimal
 
 
+# A member's id as a path segment. Registration accepts neither '/' nor control characters (NUL
+# above all, which PostgreSQL refuses in text: a 500 otherwise), so such a path is a 422 at once.
+MemberPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f/]+$",
+                                 examples=["m-10001"], description="the member's external_id")]
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+RULESET_NAME_MAX = 100  # RulesetVersion.name
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return isinstance(value, list) and any(_holds_nul(item) for item in value)
+
+
 def money_field(example: str = "128.00") -> Any:
     return Field(description="yuan, a decimal string with at most two decimals", examples=[example])
+
+
+# The documented examples (one per request body), valid against the default ruleset and each other.
+ORDER_EXAMPLE: JsonDict = {
+    "order_id": "o-20270104-001", "member": "m-10001", "paid_at": "2027-01-04T10:30:00+08:00",
+    "amount": "128.00", "items": [{"sku": "sku-42", "category": "fresh", "amount": "128.00"}]}
+REFUND_EXAMPLE: JsonDict = {
+    "refund_id": "r-1", "order_id": "o-20270104-001", "amount": "28.00", "refunded_at": "2027-01-05T09:00:00+08:00"}
+ACTION_EXAMPLE: JsonDict = {
+    "event_id": "a-1", "member": "m-10001", "type": "check_in", "at": "2027-01-04T08:00:00+08:00"}
+RULESET_EXAMPLE: JsonDict = {
+    "document": {"name": "two-tiers", "timezone": "Asia/Shanghai", "tiers": [
+        {"code": "bronze", "name": "青铜"},
+        {"code": "silver", "name": "白银", "when": {"any": [{"orders": ">= 1"}, {"amount": ">= 200"}]}}]},
+    "effective_from": "2027-02-01T00:00:00+08:00", "reason": "a simpler ladder from February"}
 
 
 class Error(Schema):
@@ -35,7 +67,10 @@ class ErrorOut(Schema):
 
 
 class MemberIn(Schema):
-    external_id: str = Field(min_length=1, max_length=64, examples=["m-10001"])
+    # IMPORTANT: no "/": the id is a path segment (/members/{external_id}), and a member whose id
+    # held one could be registered but never read, tokenised or redeemed from again.
+    external_id: str = Field(min_length=1, max_length=64, pattern="^[^/]+$", examples=["m-10001"],
+                             description="the shop's own member id: 1–64 characters, no spaces and no '/'")
     birthday: date | None = Field(default=None, examples=["1990-05-17"])
 
 
@@ -86,7 +121,9 @@ class LedgerOut(Schema):
 
 
 class TokenIn(Schema):
-    ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ttl_seconds": 900}]})
+
+    ttl_seconds: int = Field(default=900, ge=60, le=86400, strict=True)
 
 
 class TokenOut(Schema):
@@ -101,9 +138,7 @@ class ItemIn(Schema):
 
 
 class OrderIn(Schema):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "order_id": "o-20270104-001", "member": "m-10001", "paid_at": "2027-01-04T10:30:00+08:00",
-        "amount": "128.00", "items": [{"sku": "sku-42", "category": "fresh", "amount": "128.00"}]}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [ORDER_EXAMPLE]})
 
     order_id: str = Field(min_length=1, max_length=64)
     member: str = Field(min_length=1, max_length=64)
@@ -121,9 +156,7 @@ class OrderOut(Schema):
 
 
 class RefundIn(Schema):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "refund_id": "r-1", "order_id": "o-20270104-001", "amount": "28.00",
-        "refunded_at": "2027-01-05T09:00:00+08:00"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [REFUND_EXAMPLE]})
 
     refund_id: str = Field(min_length=1, max_length=64)
     order_id: str = Field(min_length=1, max_length=64)
@@ -141,8 +174,7 @@ class RefundOut(Schema):
 
 
 class ActionIn(Schema):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "event_id": "a-1", "member": "m-10001", "type": "check_in", "at": "2027-01-04T08:00:00+08:00"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [ACTION_EXAMPLE]})
 
     event_id: str = Field(min_length=1, max_length=64)
     member: str = Field(min_length=1, max_length=64)
@@ -166,6 +198,24 @@ class BatchIn(Schema):
     events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class OrdersBatchIn(BatchIn):
+    """Up to 1,000 orders, each shaped as for POST /events/orders."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events": [ORDER_EXAMPLE]}]})
+
+
+class RefundsBatchIn(BatchIn):
+    """Up to 1,000 refunds, each shaped as for POST /events/refunds."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events": [REFUND_EXAMPLE]}]})
+
+
+class ActionsBatchIn(BatchIn):
+    """Up to 1,000 actions, each shaped as for POST /events/actions."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events": [ACTION_EXAMPLE]}]})
+
+
 class BatchResult(Schema):
     status: Literal["applied", "replayed", "error"]
     id: str | None = Field(description="the event's own id, when it could be read")
@@ -182,7 +232,8 @@ class BatchOut(Schema):
 
 class RedeemIn(Schema):
     redemption_id: str = Field(min_length=1, max_length=64, examples=["rd-1"])
-    points: int = Field(gt=0, examples=[500])
+    # strict: "500" (a string) and 500.0 are client mistakes, not numbers to coerce.
+    points: int = Field(gt=0, strict=True, examples=[500])
     note: str = Field(default="", max_length=200)
 
 
@@ -195,7 +246,7 @@ class RedeemOut(Schema):
 class AdjustmentIn(Schema):
     adjustment_id: str = Field(min_length=1, max_length=64, examples=["adj-1"])
     ledger: Literal["growth", "points"]
-    delta: int = Field(examples=[-200])
+    delta: int = Field(strict=True, examples=[-200])
     reason: str = Field(min_length=1, max_length=1000, examples=["goodwill for a late delivery"])
 
 
@@ -207,9 +258,22 @@ class AdjustmentOut(Schema):
 
 
 class RulesetIn(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [RULESET_EXAMPLE]})
+
     document: dict[str, Any] = Field(description="the ruleset, as in docs/rulesets.md")
     effective_from: AwareDatetime
-    reason: str = Field(default="", max_length=1000)
+    reason: str = Field(default="", max_length=1000, pattern=NO_CONTROL)
+
+    @field_validator("document")
+    @classmethod
+    def _storable(cls, document: dict[str, Any]) -> dict[str, Any]:
+        # IMPORTANT: the name becomes a varchar(100) column, and PostgreSQL refuses NUL in text
+        # and over-long values (a 500 otherwise). The ruleset validator does not check either yet.
+        if _holds_nul(document):
+            raise ValueError("text in a ruleset must not contain NUL characters")
+        if len(str(document.get("name", ""))) > RULESET_NAME_MAX:
+            raise ValueError(f"name: at most {RULESET_NAME_MAX} characters")
+        return document
 
 
 class RulesetOut(Schema):

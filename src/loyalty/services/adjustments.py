@@ -2,6 +2,7 @@
 
 Adjustments never overdraw: a debit larger than the spendable points, or one that would make
 growth negative, is refused. A credit of points becomes a lot under the ruleset's expiry.
+A points adjustment emits one `points.adjusted` webhook event, in its own transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.db import transaction
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.errors import InvalidInput, NotFound, Refused
+from loyalty.domain.events import MAX_UNITS, plain_text, text_id
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import draw, lot_expires_at
 from loyalty.services import rulesets
@@ -25,6 +27,7 @@ from loyalty.services.ledger import (
     payload_hash,
     take_from_lots,
 )
+from loyalty.services.outbox import emit
 from loyalty.store.models import Adjustment
 
 
@@ -74,6 +77,10 @@ def adjust(external_id: str, ledger: str, delta: int, *, reason: str, actor: str
             book.flush()
             Adjustment.objects.create(adjustment_id=adjustment_id, member_id=member.id, ledger=ledger, delta=delta,
                                       reason=reason.strip(), actor=actor, payload_hash=digest, created_at=now)
+            if ledger == "points":  # the platform hears of it, exactly when the adjustment commits
+                emit(member.id, "points.adjusted", f"adjustment:{adjustment_id}", {
+                    "member": external_id, "adjustment_id": adjustment_id, "delta": delta,
+                    "reason": reason.strip(), "actor": actor}, now)
         return AdjustmentOutcome(adjustment_id, external_id, ledger, delta)
 
     return retry_races(apply)
@@ -82,11 +89,10 @@ def adjust(external_id: str, ledger: str, delta: int, *, reason: str, actor: str
 def _check(ledger: str, delta: int, reason: str, actor: str, adjustment_id: str) -> None:
     if ledger not in ("growth", "points"):
         raise InvalidInput("ledger must be growth or points", field="ledger")
-    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
-        raise InvalidInput("delta must be a non-zero whole number", field="delta")
-    if not reason or not reason.strip():
+    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0 or abs(delta) > MAX_UNITS:
+        raise InvalidInput(f"delta must be a non-zero whole number within ±{MAX_UNITS:,}", field="delta")
+    if not plain_text(reason, "reason", max_length=1000).strip():
         raise InvalidInput("an adjustment needs a reason", field="reason")
-    if not actor or not actor.strip():
+    if not plain_text(actor, "actor", max_length=100).strip():
         raise InvalidInput("an adjustment needs the operator who made it", field="actor")
-    if not adjustment_id or len(adjustment_id) > 64:
-        raise InvalidInput("adjustment_id is required (1–64 characters)", field="adjustment_id")
+    text_id({"adjustment_id": adjustment_id}, "adjustment_id")

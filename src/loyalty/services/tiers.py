@@ -2,7 +2,8 @@
 
 Window metrics come from a few GROUP BY queries; each member's decision comes from the pure
 engine. Re-running for the same `as_of` changes nothing: a member already moved has nothing
-left to decide, and each change's key is unique per member and evaluation time.
+left to decide, and each change's key is unique per member and evaluation time. Every change
+row emits one `member.tier_changed` webhook event, keyed alike, in the same transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from loyalty.domain.periods import Window
 from loyalty.domain.rules import Ruleset
 from loyalty.domain.tiers import Standing, TierDecision, earned_tier, evaluate, needed_metrics, with_score
 from loyalty.services import rulesets
+from loyalty.services.outbox import LOOKUP_CHUNK, Emission, emit_many
 from loyalty.store import queries
 from loyalty.store.bulk import insert_rows, update_rows
 from loyalty.store.models import Member, TierChange
@@ -133,3 +135,18 @@ def _save(decisions: Iterable[tuple[int, TierDecision]], as_of: datetime, versio
             # The `tier = from` condition makes a concurrent change win instead of being overwritten.
             update_rows(Member, ("tier", "tier_reached_at", "tier_expires_at"), ("id", "tier"),
                         [(d.to_code, as_of, d.expires_at, member_id, d.from_code) for member_id, d in chunk])
+            # Each tier-change row is heard by the platform: its event commits with it, keyed alike.
+            emit_many(_tier_events(chunk, stamp, as_of, version, clock.now()))
+
+
+def _tier_events(chunk: list[tuple[int, TierDecision]], stamp: str, as_of: datetime, version: int,
+                 now: datetime) -> list[Emission]:
+    member_ids = [member_id for member_id, _ in chunk]
+    external: dict[int, str] = {}
+    for start in range(0, len(member_ids), LOOKUP_CHUNK):
+        external.update(Member.objects.filter(id__in=member_ids[start:start + LOOKUP_CHUNK])
+                        .values_list("id", "external_id"))
+    return [Emission(member_id, "member.tier_changed", f"tier:{stamp}:{member_id}", {
+        "member": external[member_id], "from_tier": d.from_code, "to_tier": d.to_code, "reason": d.reason,
+        "changed_at": as_of, "expires_at": d.expires_at, "ruleset_version": version,
+    }, now) for member_id, d in chunk]
