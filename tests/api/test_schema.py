@@ -14,11 +14,14 @@ Also: the schema documents every route of SPEC with examples, and /api/v1/docs n
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -32,7 +35,9 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
+from loyalty.services import rulesets
 from tests.api.support import answer, key_for
+from tests.conftest import RULES_FROM
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application())
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -40,7 +45,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture
-def bearer(default_rules: Any) -> dict[str, str]:
+def bearer(default_rules: Any) -> Iterator[dict[str, str]]:
     """An operator's key with every scope; m-10001 with an order and 1,000 spendable points."""
     token = key_for("schemathesis")
     client = Client(headers={"Authorization": f"Bearer {token}"})
@@ -53,7 +58,16 @@ def bearer(default_rules: Any) -> dict[str, str]:
                             "amount": "128.00"})
     post("/members/m-10001/adjustments", {"adjustment_id": "seed", "ledger": "points", "delta": 1000,
                                           "reason": "points to redeem"})
-    return {"Authorization": f"Bearer {token}"}
+    # Keep the test's connection open across schemathesis's requests, as Django's own test client
+    # does for its own: the WSGI handler closes connections when a request ends, which would end
+    # the test's transaction on PostgreSQL and MariaDB (SQLite's in-memory database ignores it).
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield {"Authorization": f"Bearer {token}"}
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
 
 
 @schema.parametrize()
@@ -128,9 +142,6 @@ def test_every_operation_has_examples_and_documents_its_errors(document):
 def test_the_request_examples_are_valid_requests(document):
     """Each body example validates against its own schema (checked by the API itself: a 2xx)."""
     client = Client(headers={"Authorization": f"Bearer {key_for('docs')}"})
-    from loyalty.services import rulesets
-    from tests.conftest import RULES_FROM
-
     rulesets.publish(rulesets.preset_document("default"), effective_from=RULES_FROM, actor="tests")
     order = [("/members", {"external_id": "m-10001"})]
     for path in ("/events/orders", "/events/refunds", "/events/actions", "/events/orders:batch",

@@ -272,6 +272,8 @@ def operator(client, db):
 
 
 def test_an_operator_adds_an_endpoint_and_its_secret_is_generated_and_then_read_only(operator, shop, receiver):
+    form = operator.get("/admin/loyalty/webhookendpoint/add/")
+    assert form.status_code == 200 and b"member.tier_changed" in form.content
     page = operator.post("/admin/loyalty/webhookendpoint/add/", {
         "url": receiver.url, "events": ["points.adjusted"], "active": "on", "description": "the app", "secret": ""})
     assert page.status_code == 302, page.content
@@ -294,6 +296,8 @@ def test_an_operator_finds_a_parked_delivery_and_replays_it(operator, shop, rece
         listing = operator.get(f"/admin/loyalty/webhookdelivery/{query}")
         assert listing.status_code == 200 and parked.event.event_id.encode() in listing.content
     assert operator.get("/admin/loyalty/outboxevent/").status_code == 200
+    shown = operator.get(f"/admin/loyalty/outboxevent/{parked.event.id}/change/")
+    assert parked.event.event_id.encode() in shown.content
     done = operator.post("/admin/loyalty/webhookdelivery/", {
         "action": "replay_deliveries", "_selected_action": [parked.id]})
     assert done.status_code == 302

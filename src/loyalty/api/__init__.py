@@ -12,7 +12,6 @@ from loyalty.api import errors, events, members, rulesets
 from loyalty.api.parser import ExactJSON
 
 
-
 class Utf8JSON(JSONRenderer):
     """Names such as 青铜 as UTF-8, not \\u escapes (the same JSON, readable in a terminal)."""
 

@@ -64,7 +64,8 @@ def emit_many(emissions: Iterable[Emission]) -> int:
         fresh.setdefault(stored_key(emission.type, emission.key), emission)
     for key in _emitted(list(fresh)):
         del fresh[key]
-    return insert_rows(OutboxEvent, OUTBOX_FIELDS, [_row(key, emission) for key, emission in fresh.items()])
+    times: dict[datetime, str] = {}
+    return insert_rows(OutboxEvent, OUTBOX_FIELDS, [_row(key, emission, times) for key, emission in fresh.items()])
 
 
 def stored_key(type: str, key: str) -> str:
@@ -80,18 +81,20 @@ def _emitted(keys: list[str]) -> set[str]:
     return found
 
 
-def _row(key: str, emission: Emission) -> tuple[Any, ...]:
+def _row(key: str, emission: Emission, times: dict[datetime, str]) -> tuple[Any, ...]:
     event_id = f"evt_{secrets.token_hex(16)}"
-    body = canonical_json({"id": event_id, "type": emission.type, "created_at": emission.at,
-                           "data": dict(emission.data)})
+    body = _dumps(_plain({"id": event_id, "type": emission.type, "created_at": emission.at,
+                          "data": emission.data}, times))
     return (emission.member_id, event_id, key, emission.type, body, emission.at)
 
 
 def canonical_json(value: Any) -> str:
     """Sorted keys, no whitespace, ASCII: the same data always gives the same text and bytes."""
-    _refuse_floats(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False,
-                      default=_plain)
+    return _dumps(_plain(value, {}))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def utc_text(moment: datetime) -> str:
@@ -101,23 +104,25 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return utc_text(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not allowed in an event body")
-
-
-def _refuse_floats(value: Any) -> None:
-    """Money is a decimal string at the edges: a binary float in a body is a bug, not a rounding."""
+def _plain(value: Any, times: dict[datetime, str]) -> Any:
+    """`value` in JSON's own types: Decimal as its string, datetimes as UTC text (each distinct
+    one converted once per batch, in `times`), dates as ISO dates. A float is refused: money is
+    a decimal string at the edges, and a binary float in a body is a bug, not a rounding."""
+    if value is None or isinstance(value, str | int):
+        return value
     if isinstance(value, float):
         raise TypeError("a float is not allowed in an event body; pass money as Decimal")
-    if isinstance(value, Mapping):
-        for item in value.values():
-            _refuse_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _refuse_floats(item)
+    if isinstance(value, datetime):
+        text = times.get(value)
+        if text is None:
+            text = times[value] = utc_text(value)
+        return text
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict | Mapping):
+        return {name: _plain(item, times) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item, times) for item in value]
+    raise TypeError(f"{type(value).__name__} is not allowed in an event body")
