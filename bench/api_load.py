@@ -14,7 +14,7 @@ started as a real subprocess on a free loopback port, on a SQLite file of its ow
 
 The load generator is one forked process with a thread per connection, each thread with its own
 stdlib `http.client` connection opened before the clock starts. One process is enough: at its
-busiest (/healthz, 32 connections) it used about 0.45 of a core, well under the one core its
+busiest (/healthz, 32 connections) it used about half a core, well under the one core its
 interpreter lock allows, and 2 or 4 processes (LOYALTY_BENCH_CLIENT_PROCESSES) measured the same
 throughput; what limits every figure is the two cores client and server share. The CPU the load
 generator, the server's workers and anything else on the machine used is printed with each
@@ -285,8 +285,8 @@ def seed(site: harness.Site) -> tuple[list[str], str]:
     register_many(dict.fromkeys(members, workload.REGISTERED_AT), clock=FixedClock(workload.REGISTERED_AT))
     history = [parse_order(doc) for doc in workload.order_documents(HISTORY, members, seed=8)]
     import_orders(list(enumerate(history, start=2)), clock=FixedClock(workload.NOW))
-    # IMPORTANT: a limit no run reaches. The default (6,000 a minute, counted per worker process
-    # without Redis) would answer 429 within the first second.
+    # IMPORTANT: a limit no run reaches, so that the server is measured and not the limiter. The
+    # default (6,000 a minute, counted per worker process without Redis) is within a fast run's reach.
     key = apikeys.create_key("bench", ["events:write", "members:read"], rate_per_minute=10**9).plaintext
     harness.freeze(site)
     return members, key
