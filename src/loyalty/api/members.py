@@ -33,7 +33,7 @@ from loyalty.domain.conditions import AMOUNT_METRICS
 from loyalty.domain.money import format_fen
 from loyalty.domain.tiers import Gap
 from loyalty.services.adjustments import adjust
-from loyalty.services.members import get_member, member_status, register_member
+from loyalty.services.members import EntryView, get_member, member_status, register_member
 from loyalty.services.points import redeem_points
 from loyalty.store.models import LedgerEntry
 
@@ -44,6 +44,11 @@ DEFAULT_TOKEN = TokenIn()  # no body (or an empty one): the default lifetime
 
 def _figure(metric: str, value: Decimal) -> str:
     return format_fen(int(value)) if metric in AMOUNT_METRICS else str(value)
+
+
+def _entry(entry: EntryView | LedgerEntry) -> EntryOut:
+    return EntryOut(id=entry.id, ledger=entry.ledger, delta=entry.delta, source=entry.source,
+                    reference=entry.reference, occurred_at=entry.occurred_at)
 
 
 def _gap(gap: Gap) -> GapOut:
@@ -74,8 +79,7 @@ def status(request: HttpRequest, external_id: MemberPath) -> StatusOut:
         points_balance=seen.points_balance, points_spendable=seen.points_spendable, points_debt=seen.points_debt,
         next_tier=TierOut(code=seen.next_tier.code, name=seen.next_tier.name) if seen.next_tier else None,
         progress=[_gap(gap) for gap in seen.gaps],
-        recent=[EntryOut(id=e.id, ledger=e.ledger, delta=e.delta, source=e.source, reference=e.reference,
-                         occurred_at=e.occurred_at) for e in seen.recent])
+        recent=[_entry(e) for e in seen.recent])
 
 
 class LedgerQuery(Schema):
@@ -99,9 +103,7 @@ def ledger(request: HttpRequest, external_id: MemberPath, query: Query[LedgerQue
     page = list(rows.order_by("-id")[:query.limit + 1])
     more = len(page) > query.limit
     page = page[:query.limit]
-    return LedgerOut(entries=[EntryOut(id=e.id, ledger=e.ledger, delta=e.delta, source=e.source,
-                                       reference=e.reference, occurred_at=e.occurred_at) for e in page],
-                     next_cursor=str(page[-1].id) if more else None)
+    return LedgerOut(entries=[_entry(e) for e in page], next_cursor=str(page[-1].id) if more else None)
 
 
 @router.post("/members/{external_id}/token", response={201: TokenOut, **ERRORS}, auth=Bearer("members:write"),

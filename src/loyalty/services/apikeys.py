@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.errors import InvalidInput, NotFound
+from loyalty.store import sql
 from loyalty.store.models import SCOPES, ApiKey
 
 KEY_PREFIX = "lk_"
@@ -61,7 +62,7 @@ def authenticate(plaintext: str) -> ApiKey | None:
     prefix, _, secret = plaintext[len(KEY_PREFIX):].partition("_")
     if not prefix or not secret:
         return None
-    key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    key = sql.live_api_key(prefix)
     if key is None or not hmac.compare_digest(key.secret_hash, _digest(plaintext)):
         return None
     return key

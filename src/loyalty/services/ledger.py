@@ -28,6 +28,7 @@ ENTRY_FIELDS = ("member", "ledger", "delta", "source", "reference", "idempotency
 LOT_FIELDS = ("member", "key", "source", "reference", "points", "remaining", "earned_at",
               "available_at", "expires_at")
 TOTALS = ("growth_balance", "points_balance", "points_debt", "orders_count", "paid_fen", "refunded_fen")
+TOTAL_INDEX = {name: index for index, name in enumerate(TOTALS)}
 
 
 def payload_hash(fingerprint: dict[str, Any]) -> str:
@@ -65,7 +66,7 @@ class Book:
     def add_totals(self, member_id: int, **deltas: int) -> None:
         row = self.totals[member_id]
         for name, delta in deltas.items():
-            row[TOTALS.index(name)] += delta
+            row[TOTAL_INDEX[name]] += delta
 
     def post(self, member_id: int, ledger: str, delta: int, posting: Posting, *,
              key_suffix: str = "", reverses_id: int | None = None) -> None:
@@ -106,9 +107,7 @@ class Book:
 
 
 def live_lots(member_id: int, as_of: datetime) -> list[points_rules.Lot]:
-    rows = PointsLot.objects.filter(member_id=member_id, remaining__gt=0).values_list(
-        "id", "remaining", "earned_at", "available_at", "expires_at")
-    return [lot for lot in (points_rules.Lot(*row) for row in rows) if lot.is_live(as_of)]
+    return [lot for lot in (points_rules.Lot(*row) for row in sql.open_lots(member_id)) if lot.is_live(as_of)]
 
 
 def take_from_lots(takes: list[points_rules.Take]) -> None:

@@ -18,8 +18,9 @@ from loyalty.domain.tiers import Gap, gaps, next_tier, with_score
 from loyalty.services import rulesets
 from loyalty.services.ledger import check_replay, live_lots, payload_hash
 from loyalty.services.tiers import window_facts
+from loyalty.store import sql
 from loyalty.store.bulk import insert_rows
-from loyalty.store.models import LedgerEntry, Member
+from loyalty.store.models import Member
 
 
 def _check_external_id(external_id: str) -> None:
@@ -125,16 +126,18 @@ class MemberStatus:
 
 
 def member_status(external_id: str, *, clock: Clock = system_clock, entries: int = 10) -> MemberStatus:
-    member = get_member(external_id)
+    """Read on every visit to the member center: plain statements (`store.sql`), no ORM."""
+    member = sql.member_for_status(external_id)
+    if member is None:
+        raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
     now = clock.now()
     ruleset = rulesets.in_force(now).ruleset
     facts = Facts(window_facts(ruleset, now, [member.id]).get(member.id, {}), {"invited": member.invited})
     facts = with_score(facts, ruleset)
     upcoming = next_tier(ruleset, member.tier)
-    recent = LedgerEntry.objects.filter(member_id=member.id).order_by("-occurred_at", "-id")[:entries]
     return MemberStatus(
         external_id=member.external_id, tier=ruleset.tier(member.tier), tier_expires_at=member.tier_expires_at,
         growth_balance=member.growth_balance, points_balance=member.points_balance,
         points_spendable=spendable_balance(live_lots(member.id, now), now), points_debt=member.points_debt,
         next_tier=upcoming, gaps=gaps(upcoming, facts, ruleset) if upcoming else [],
-        recent=[EntryView(e.id, e.ledger, e.delta, e.source, e.reference, e.occurred_at) for e in recent])
+        recent=[EntryView(*row) for row in sql.latest_entries(member.id, entries)])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from django.db import models
@@ -29,12 +28,6 @@ class _Plan:
     defaults: tuple[Any, ...]
 
 
-def _sqlite_datetime(value: datetime) -> str:
-    # The text Django's SQLite backend stores for an aware datetime (naive UTC, str() form),
-    # without its per-value settings lookups: this runs for millions of values on import.
-    return str(value.astimezone(UTC).replace(tzinfo=None))
-
-
 def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     field = model._meta.get_field(name)
     assert isinstance(field, models.Field)
@@ -43,7 +36,7 @@ def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
 
 def _adapter(db: BaseDatabaseWrapper, field: models.Field[Any, Any]) -> Callable[[Any], Any] | None:
     if isinstance(field, models.DateTimeField):
-        return _sqlite_datetime if db.vendor == "sqlite" else db.ops.adapt_datetimefield_value
+        return raw.sqlite_datetime if db.vendor == "sqlite" else db.ops.adapt_datetimefield_value
     if isinstance(field, models.DateField):
         return db.ops.adapt_datefield_value
     return None

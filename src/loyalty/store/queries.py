@@ -1,71 +1,107 @@
-"""Set-based reads: window metrics for many members in a few GROUP BY queries.
+"""Set-based reads: window metrics for many members (or one) in a few GROUP BY queries.
 
 Each function answers {member_id: value} for one window [start, end); `start` None means the
 whole history. Orders count net of refunds: an order refunded in full no longer counts.
+
+Plain SQL that SQLite, PostgreSQL and MariaDB all accept, sent through `raw`: a member's status
+page runs these for one member on every read, where building the ORM's SQL cost several times
+more than running it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
-from django.db.models import Case, Count, F, IntegerField, Max, Q, QuerySet, Sum, When
-
+from loyalty.store import raw
 from loyalty.store.models import Action, LedgerEntry, Order
 
 POINTS_EARNING_SOURCES = ("order", "refund", "check_in", "review", "share", "task", "campaign", "adjustment")
+INTERACTION_TYPES = ("review", "share")
+MEMBERS_PER_QUERY = 5_000  # well under every backend's limit on a statement's parameters
+
+ORDERS = Order._meta.db_table
+ENTRIES = LedgerEntry._meta.db_table
+ACTIONS = Action._meta.db_table
 
 
-def _window(field: str, start: datetime | None, end: datetime, member_ids: Sequence[int] | None) -> Q:
-    q = Q(**{f"{field}__lt": end})
+def _marks(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def _where(column: str, start: datetime | None, end: datetime, members: Sequence[int] | None
+           ) -> tuple[str, list[Any]]:
+    """`column` within [start, end), and the member filter, as SQL and its parameters."""
+    clauses, params = [f"{column} < %s"], [raw.datetime_param(end)]
     if start is not None:
-        q &= Q(**{f"{field}__gte": start})
-    if member_ids is not None:
-        q &= Q(member_id__in=list(member_ids))
-    return q
+        clauses.append(f"{column} >= %s")
+        params.append(raw.datetime_param(start))
+    if members is not None:
+        clauses.append(f"member_id IN ({_marks(len(members))})")
+        params.extend(members)
+    return " AND ".join(clauses), params
+
+
+Build = Callable[[Sequence[int] | None], raw.Query]
+
+
+def _rows(build: Build, member_ids: Sequence[int] | None) -> list[tuple[Any, ...]]:
+    """`build(members)` gives (sql, params) for a chunk of members (None: all); their rows, together."""
+    if member_ids is None:
+        return raw.fetch(*build(None))
+    ids = list(member_ids)
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), MEMBERS_PER_QUERY):
+        rows += raw.fetch(*build(ids[start:start + MEMBERS_PER_QUERY]))
+    return rows
 
 
 def order_metrics(start: datetime | None, end: datetime, member_ids: Sequence[int] | None = None
                   ) -> dict[int, tuple[int, int, int]]:
     """(orders, amount_fen, max_single_order_fen) per member, net of refunds."""
-    net = F("amount_fen") - F("refunded_fen")
-    rows = (Order.objects.filter(_window("paid_at", start, end, member_ids)).values("member_id")
-            .annotate(orders=Sum(Case(When(amount_fen__gt=F("refunded_fen"), then=1), default=0,
-                                      output_field=IntegerField())),
-                      amount=Sum(net), largest=Max(net))
-            .values_list("member_id", "orders", "amount", "largest"))
-    return {m: (int(o or 0), int(a or 0), int(x or 0)) for m, o, a, x in rows}
+    def build(members: Sequence[int] | None) -> raw.Query:
+        where, params = _where("paid_at", start, end, members)
+        return (f"SELECT member_id, SUM(CASE WHEN amount_fen > refunded_fen THEN 1 ELSE 0 END), "
+                f"SUM(amount_fen - refunded_fen), MAX(amount_fen - refunded_fen) "
+                f"FROM {ORDERS} WHERE {where} GROUP BY member_id", params)
+
+    return {int(m): (int(o or 0), int(a or 0), int(x or 0)) for m, o, a, x in _rows(build, member_ids)}
 
 
 def ledger_sums(ledger: str, start: datetime | None, end: datetime, member_ids: Sequence[int] | None = None,
                 sources: Sequence[str] | None = None) -> dict[int, int]:
-    q = _window("occurred_at", start, end, member_ids) & Q(ledger=ledger)
-    if sources is not None:
-        q &= Q(source__in=list(sources))
-    rows = LedgerEntry.objects.filter(q).values("member_id").annotate(total=Sum("delta")).values_list(
-        "member_id", "total")
-    return {m: int(t or 0) for m, t in rows}
+    def build(members: Sequence[int] | None) -> raw.Query:
+        where, params = _where("occurred_at", start, end, members)
+        where += " AND ledger = %s"
+        params.append(ledger)
+        if sources is not None:
+            where += f" AND source IN ({_marks(len(sources))})"
+            params.extend(sources)
+        return f"SELECT member_id, SUM(delta) FROM {ENTRIES} WHERE {where} GROUP BY member_id", params
+
+    return {int(m): int(t or 0) for m, t in _rows(build, member_ids)}
 
 
 def interactions(start: datetime | None, end: datetime, member_ids: Sequence[int] | None = None) -> dict[int, int]:
     """Reviews and shares that counted (not capped)."""
-    q = _window("at", start, end, member_ids) & Q(type__in=["review", "share"], capped_reason="")
-    rows = Action.objects.filter(q).values("member_id").annotate(n=Count("id")).values_list("member_id", "n")
-    return dict(rows)
+    def build(members: Sequence[int] | None) -> raw.Query:
+        where, params = _where("at", start, end, members)
+        return (f"SELECT member_id, COUNT(*) FROM {ACTIONS} WHERE {where} "
+                f"AND type IN ({_marks(len(INTERACTION_TYPES))}) AND capped_reason = '' GROUP BY member_id",
+                [*params, *INTERACTION_TYPES])
+
+    return {int(m): int(n) for m, n in _rows(build, member_ids)}
 
 
 def active_days(start: datetime | None, end: datetime, member_ids: Sequence[int] | None = None) -> dict[int, int]:
     """Distinct local days with an order or an action."""
-    def days(qs: QuerySet[Any], field: str) -> tuple[str, list[Any]]:
-        query = qs.filter(_window(field, start, end, member_ids)).values("member_id", "business_date").query
-        sql, params = query.sql_with_params()
-        return sql, list(params)
+    def build(members: Sequence[int] | None) -> raw.Query:
+        orders_where, orders_params = _where("paid_at", start, end, members)
+        actions_where, actions_params = _where("at", start, end, members)
+        return (f"SELECT member_id, COUNT(*) FROM ("
+                f"SELECT member_id, business_date FROM {ORDERS} WHERE {orders_where} UNION "
+                f"SELECT member_id, business_date FROM {ACTIONS} WHERE {actions_where}) days GROUP BY member_id",
+                orders_params + actions_params)
 
-    orders_sql, orders_params = days(Order.objects.all(), "paid_at")
-    actions_sql, actions_params = days(Action.objects.all(), "at")
-    sql = (f"SELECT member_id, COUNT(*) FROM ({orders_sql} UNION {actions_sql}) days GROUP BY member_id")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, orders_params + actions_params)
-        return {int(m): int(n) for m, n in cursor.fetchall()}
+    return {int(m): int(n) for m, n in _rows(build, member_ids)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -32,6 +33,26 @@ def database() -> BaseDatabaseWrapper:
     if db.connection is None:
         db.ensure_connection()
     return db
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """The text Django's SQLite backend stores for an aware datetime (naive UTC, str() form),
+    without its per-value settings lookups: this runs for millions of values on import."""
+    return str(value.astimezone(UTC).replace(tzinfo=None))
+
+
+def datetime_param(value: datetime, db: BaseDatabaseWrapper | None = None) -> Any:
+    """An aware datetime as a statement's parameter, in the form the backend stores."""
+    db = db or database()
+    return sqlite_datetime(value) if db.vendor == "sqlite" else db.ops.adapt_datetimefield_value(value)
+
+
+def read_datetime(value: datetime | None) -> datetime | None:
+    """A datetime column as the driver returns it, made aware: SQLite (through the converter
+    Django registers for `datetime` columns) and MariaDB give naive UTC, PostgreSQL aware."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 def fetch(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = None) -> list[tuple[Any, ...]]:

@@ -6,15 +6,16 @@ and MariaDB all accept; values come back converted to Python types here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from django.db import connection
 
 from loyalty.store import raw
-from loyalty.store.models import Member, Order, RulesetVersion
+from loyalty.store.models import ApiKey, LedgerEntry, Member, Order, PointsLot, RulesetVersion
 
 
 @dataclass(slots=True)
@@ -77,3 +78,58 @@ def order_batch_reads(external_ids: Sequence[str], order_ids: Sequence[str]
     stamp, members, replays = raw.fetch_all([STAMP_QUERY, lock_members_query(external_ids),
                                              recorded_orders_query(order_ids)])
     return tuple(tuple(row) for row in stamp), member_rows(members), replays
+
+
+# --- a member's status page: read on every visit, so a few plain statements -------------------
+
+@dataclass(slots=True)
+class StatusRow:
+    id: int
+    external_id: str
+    tier: str
+    tier_expires_at: datetime | None
+    invited: bool
+    growth_balance: int
+    points_balance: int
+    points_debt: int
+
+
+def member_for_status(external_id: str) -> StatusRow | None:
+    rows = _rows(f"SELECT id, external_id, tier, tier_expires_at, invited, growth_balance, points_balance, "
+                 f"points_debt FROM {Member._meta.db_table} WHERE external_id = %s", [external_id])
+    if not rows:
+        return None
+    i, e, t, expires, invited, g, p, d = rows[0]
+    return StatusRow(int(i), e, t, raw.read_datetime(expires), bool(invited), int(g), int(p), int(d))
+
+
+LotRow = tuple[int, int, datetime, datetime, datetime | None]  # id, remaining, earned, available, expires
+
+
+def open_lots(member_id: int) -> list[LotRow]:
+    """The member's lots with points left (live or not yet available or expired: the caller decides)."""
+    rows = _rows(f"SELECT id, remaining, earned_at, available_at, expires_at FROM {PointsLot._meta.db_table} "
+                 f"WHERE member_id = %s AND remaining > 0", [member_id])
+    read = raw.read_datetime
+    return [(int(i), int(r), read(e), read(a), read(x)) for i, r, e, a, x in rows]  # type: ignore[misc]
+
+
+EntryRow = tuple[int, str, int, str, str, datetime]  # id, ledger, delta, source, reference, occurred_at
+
+
+def latest_entries(member_id: int, limit: int) -> list[EntryRow]:
+    rows = _rows(f"SELECT id, ledger, delta, source, reference, occurred_at FROM {LedgerEntry._meta.db_table} "
+                 f"WHERE member_id = %s ORDER BY occurred_at DESC, id DESC LIMIT %s", [member_id, limit])
+    return [(int(i), lg, int(d), s, r, raw.read_datetime(at)) for i, lg, d, s, r, at in rows]  # type: ignore[misc]
+
+
+def live_api_key(prefix: str) -> ApiKey | None:
+    """The unrevoked key with this prefix (checked on every API request), without the ORM's query
+    building; the instance is not meant to be saved."""
+    rows = _rows(f"SELECT id, name, prefix, secret_hash, scopes, rate_per_minute FROM {ApiKey._meta.db_table} "
+                 f"WHERE prefix = %s AND revoked_at IS NULL", [prefix])
+    if not rows:
+        return None
+    i, name, prefix, secret_hash, scopes, rate = rows[0]
+    return ApiKey(id=int(i), name=name, prefix=prefix, secret_hash=secret_hash, rate_per_minute=int(rate),
+                  scopes=json.loads(scopes) if isinstance(scopes, str | bytes) else scopes)
