@@ -37,7 +37,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 # gunicorn on :8000 over the demo's database (`loyalty serve --demo`: the file `loyalty demo`
-# builds), running the demo first when that file is not there yet.
+# builds), running the demo first when that file is not there yet. --demo is also what lets it
+# start without LOYALTY_SECRET_KEY; a plain `loyalty serve` refuses to.
 serve: $(STAMP) var/demo.sqlite3
 	$(BIN)/loyalty serve --demo
 

@@ -16,14 +16,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from typing import Any
 
-from bench import harness, servers, workload
+from bench import harness, servers
 
 CLIENTS = (1, 4, 8)
-GROUPS = 8
-MEMBERS_PER_GROUP = 40
-ORDERS_PER_GROUP = 60  # 480 orders per run
 RUNS = 3
 BUDGET = 55.0
 PGBENCH_SECONDS = 3  # per pgbench run; LOYALTY_BENCH_PGBENCH_SECONDS=10 for pgbench's usual length
@@ -51,6 +47,9 @@ class PgBench:
             raise RuntimeError(f"pgbench -c {clients} failed (exit {done.returncode}): {done.stderr or done.stdout}")
         return float(found.group(1))
 
+    def side(self, clients: int) -> servers.Side:
+        return lambda: self.tps(clients)
+
 
 def main() -> None:
     args = harness.arguments(__doc__ or "", RUNS, BUDGET)
@@ -58,63 +57,21 @@ def main() -> None:
     if server is None:
         return
     if not os.path.exists(PGBENCH):
-        print(f"{harness.SKIP_PREFIX}pg_record_order: {PGBENCH} is not installed", flush=True)
+        servers.skip("pg_record_order", f"{PGBENCH} is not installed")
         return
 
-    from django.db import connection
-
-    from loyalty.clock import FixedClock
-    from loyalty.domain.events import parse_order
-    from loyalty.services import rulesets
-    from loyalty.services.orders import record_order
-
-    members = workload.member_names(GROUPS * MEMBERS_PER_GROUP)
-    workload.seed_shop(members)
-    tables = servers.run_tables()
-    groups = [[parse_order(doc) for doc in workload.order_documents(
-        ORDERS_PER_GROUP, members[g * MEMBERS_PER_GROUP:(g + 1) * MEMBERS_PER_GROUP], seed=10 + g, prefix=f"g{g}-")]
-        for g in range(GROUPS)]
-    total = GROUPS * ORDERS_PER_GROUP
-    clock = FixedClock(workload.NOW)
+    shop = servers.Shop.seed(server, DATABASE, servers.GROUPS * servers.MEMBERS_PER_GROUP)
+    groups = servers.member_groups(shop.members)
     pgbench = PgBench(server, int(os.environ.get("LOYALTY_BENCH_PGBENCH_SECONDS", PGBENCH_SECONDS)))
     pgbench.init()
 
-    def service_side(clients: int) -> Any:
-        work = servers.shares(groups, clients)
-
-        def setup(_: int) -> None:
-            rulesets.in_force(workload.NOW)  # this thread's connection opened, outside the clock
-
-        def record(index: int, _: None) -> None:
-            for event in work[index]:
-                record_order(event, clock=clock)
-
-        def run() -> float:
-            servers.reset(tables)
-            rulesets.in_force(workload.NOW)  # the process-wide ruleset cache filled before the threads start
-            connection.close()
-            seconds = servers.in_processes(clients, setup, record)
-            servers.check_recorded(total)
-            return total / seconds
-
-        return run
-
-    def pgbench_side(clients: int) -> Any:
-        return lambda: pgbench.tps(clients)
-
-    sides = [side for clients in CLIENTS for side in (service_side(clients), pgbench_side(clients))]
-    measured = harness.alternate(args.runs, args.budget, *sides)
-    print(f"pg_record_order: {total:,} orders per run, {GROUPS * MEMBERS_PER_GROUP} members in {GROUPS} groups, "
-          f"one transaction per order; pgbench -s 10 -T {pgbench.seconds}")
-    for index, clients in enumerate(CLIENTS):
-        service, base = measured[2 * index], measured[2 * index + 1]
-        print(f" {clients} client{'s' if clients > 1 else ''}:")
-        harness.Result(
-            f"pg_record_order c={clients}", f"record_order, {clients} clients", "tps",
-            harness.median(service), harness.median(base), "service >= 0.3 x pgbench",
-            runs=service, baseline_runs=base,
-            notes=[f"baseline: pgbench TPC-B-like, -c {clients} -j {clients} -T {pgbench.seconds} -n, scale 10"],
-        ).show()
+    measured = harness.alternate(args.runs, args.budget, *servers.per_client(
+        CLIENTS, lambda clients: shop.recording(groups, clients, servers.in_processes), pgbench.side))
+    print(f"pg_record_order: {servers.groups_text()}; pgbench -s 10 -T {pgbench.seconds}")
+    servers.show_per_client(CLIENTS, measured, lambda clients, service, base: servers.result(
+        f"pg_record_order c={clients}", f"record_order, {clients} clients", "tps", service, base,
+        "service >= 0.3 x pgbench",
+        notes=[f"baseline: pgbench TPC-B-like, -c {clients} -j {clients} -T {pgbench.seconds} -n, scale 10"]))
 
 
 if __name__ == "__main__":

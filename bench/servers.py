@@ -1,5 +1,6 @@
 """What the PostgreSQL and MariaDB benchmarks share: a dedicated database per benchmark (created
-and dropped here, migrated by Django), a reset between timed runs, concurrent clients.
+and dropped here, migrated by Django, seeded as a `Shop`), a reset between timed runs, concurrent
+clients, the timed sides built on them and the printing of their results.
 
 The server is the one `make test` uses (`LOYALTY_BENCH_POSTGRES_URL` / `LOYALTY_BENCH_MARIADB_URL`
 override it); the benchmark's own database is created next to `test` and dropped at exit. Every
@@ -21,15 +22,27 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from bench import baseline, harness
+from bench import baseline, harness, workload
+
+if TYPE_CHECKING:
+    from loyalty.clock import FixedClock
+    from loyalty.domain.events import OrderEvent
 
 POSTGRES_URL = os.environ.get("LOYALTY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("LOYALTY_BENCH_MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
 
+GROUPS = 8
+MEMBERS_PER_GROUP = 40
+ORDERS_PER_GROUP = 60  # 480 orders per record_order run
+BATCH = 1_000  # orders per transaction when ingesting
+
 State = TypeVar("State")
+Item = TypeVar("Item")
+Side = Callable[[], float]  # one timed run, answering its figure
+Spawn = Callable[[int, Callable[[int], None], Callable[[int, None], object]], float]  # in_threads, in_processes
 
 
 @dataclass(frozen=True)
@@ -120,7 +133,7 @@ def open_or_skip(bench: str, url: str, database: str) -> Server | None:
     server = Server.parse(url)
     reason = server.unavailable()
     if reason:
-        print(f"{harness.SKIP_PREFIX}{bench}: {reason}", flush=True)
+        skip(bench, reason)
         return None
     server.create(database)
     os.environ["LOYALTY_DATABASE_URL"] = server.url(database)
@@ -129,6 +142,11 @@ def open_or_skip(bench: str, url: str, database: str) -> Server | None:
 
     django.setup()
     return server
+
+
+def skip(bench: str, reason: str) -> None:
+    """Say why the benchmark cannot run here; `python -m bench` reports it as skipped, not failed."""
+    print(f"{harness.SKIP_PREFIX}{bench}: {reason}", flush=True)
 
 
 # --- resetting between runs ---------------------------------------------------------------
@@ -304,6 +322,13 @@ def concurrently(count: int, setup: Callable[[int], State], work: Callable[[int,
     return seconds
 
 
+def in_threads(count: int, setup: Callable[[int], State], work: Callable[[int, State], object]) -> float:
+    """`concurrently`, each client closing its thread's Django connection when done."""
+    from django.db import connection
+
+    return concurrently(count, setup, work, lambda _index, _state: connection.close())
+
+
 def in_processes(count: int, setup: Callable[[int], State], work: Callable[[int, State], object]) -> float:
     """Run `count` clients as forked processes, as a deployment runs one worker process per
     client (threads in one process would share one interpreter lock). Each connects before the
@@ -334,10 +359,160 @@ def in_processes(count: int, setup: Callable[[int], State], work: Callable[[int,
     return seconds
 
 
-def shares(groups: Sequence[Sequence[Any]], clients: int) -> list[list[Any]]:
+def shares(groups: Sequence[Sequence[Item]], clients: int) -> list[list[Item]]:
     """Deal the member groups (each its own members' orders) to `clients`: group g to client
     g % clients, so no two clients ever touch the same member and every count records the same orders."""
-    out: list[list[Any]] = [[] for _ in range(clients)]
+    out: list[list[Item]] = [[] for _ in range(clients)]
     for index, group in enumerate(groups):
         out[index % clients].extend(group)
     return out
+
+
+# --- the seeded shop and the timed sides on it --------------------------------------------
+
+@dataclass
+class Shop:
+    """A benchmark's database on the server as every timed run starts it: migrated, the default
+    ruleset published, the members registered."""
+
+    server: Server
+    database: str
+    members: list[str]
+    ids: dict[str, int]
+    tables: list[str]  # the ones a run fills, emptied by `reset`
+    clock: FixedClock
+
+    @classmethod
+    def open(cls, bench: str, url: str, database: str, members: int) -> Shop | None:
+        """`open_or_skip`, then `seed`; None when the benchmark is skipped."""
+        server = open_or_skip(bench, url, database)
+        return None if server is None else cls.seed(server, database, members)
+
+    @classmethod
+    def seed(cls, server: Server, database: str, members: int) -> Shop:
+        from loyalty.clock import FixedClock
+
+        names = workload.member_names(members)
+        workload.seed_shop(names)
+        return cls(server, database, names, workload.member_ids(), run_tables(), FixedClock(workload.NOW))
+
+    @property
+    def statements(self) -> Statements:
+        return Statements(self.server.scheme)
+
+    def connect(self, *, autocommit: bool = False) -> Any:
+        return self.server.connect(self.database, autocommit=autocommit)
+
+    def rows(self, events: Sequence[OrderEvent]) -> list[baseline.OrderRows]:
+        return baseline_rows(events, self.ids, self.clock.now(), self.server.scheme)
+
+    def from_seed(self, orders: int, run: Callable[[], float]) -> float:
+        """Orders per second of `run` (which answers its own seconds): started from the seeded state,
+        and checked afterwards to have recorded every order."""
+        reset(self.tables)
+        seconds = run()
+        check_recorded(orders)
+        return orders / seconds
+
+    def recording(self, groups: Sequence[Sequence[OrderEvent]], clients: int,
+                  spawn: Spawn) -> Side:
+        """`clients` clients (`in_threads` or `in_processes`) recording their shares of `groups` with
+        record_order, one transaction per order."""
+        from django.db import connection
+
+        from loyalty.services import rulesets
+        from loyalty.services.orders import record_order
+
+        work = shares(groups, clients)
+
+        def setup(_: int) -> None:
+            rulesets.in_force(workload.NOW)  # this client's connection opened, outside the clock
+
+        def record(index: int, _: None) -> None:
+            for event in work[index]:
+                record_order(event, clock=self.clock)
+
+        def run() -> float:
+            rulesets.in_force(workload.NOW)  # the process-wide ruleset cache filled before the clients start
+            connection.close()
+            return spawn(clients, setup, record)
+
+        return lambda: self.from_seed(sum(len(group) for group in groups), run)
+
+    def importing(self, events: Sequence[OrderEvent]) -> Side:
+        """import_orders on the events, numbered as the lines of an import file."""
+        from loyalty.services import rulesets
+        from loyalty.services.imports import import_orders
+
+        numbered = list(enumerate(events, start=2))
+
+        def run() -> float:
+            rulesets.in_force(workload.NOW)  # connect, and parse the ruleset once, outside the clock
+            return harness.timed(lambda: import_orders(numbered, clock=self.clock))
+
+        return lambda: self.from_seed(len(numbered), run)
+
+    def batches(self, connect: Callable[[], Any], rows: Sequence[baseline.OrderRows],
+                write: Callable[[Any, Statements, Sequence[baseline.OrderRows], int], None]) -> Side:
+        """`rows` written by `write` (`write_batches` or `copy_batches`), BATCH orders per transaction,
+        on a connection opened outside the clock."""
+        statements = self.statements
+
+        def run() -> float:
+            conn = connect()
+            seconds = harness.timed(lambda: write(conn, statements, rows, BATCH))
+            conn.close()
+            return seconds
+
+        return lambda: self.from_seed(len(rows), run)
+
+
+def member_groups(members: list[str]) -> list[list[OrderEvent]]:
+    """The record_order benchmarks' work: GROUPS groups of MEMBERS_PER_GROUP members (the first of
+    `members`), each group with ORDERS_PER_GROUP orders of its own."""
+    from loyalty.domain.events import parse_order
+
+    return [[parse_order(doc) for doc in workload.order_documents(
+        ORDERS_PER_GROUP, members[g * MEMBERS_PER_GROUP:(g + 1) * MEMBERS_PER_GROUP], seed=10 + g, prefix=f"g{g}-")]
+        for g in range(GROUPS)]
+
+
+def groups_text() -> str:
+    """How `member_groups` is recorded, for the record_order benchmarks' headings."""
+    return (f"{GROUPS * ORDERS_PER_GROUP:,} orders per run, {GROUPS * MEMBERS_PER_GROUP} members in {GROUPS} "
+            "groups, one transaction per order")
+
+
+def ingest_events(count: int, members: list[str]) -> list[OrderEvent]:
+    """The ingest benchmarks' orders, by payment time as an import file lists them."""
+    from loyalty.domain.events import parse_order
+
+    return sorted((parse_order(doc) for doc in workload.order_documents(count, members, seed=2)),
+                  key=lambda event: event.paid_at)
+
+
+def ingest_text(orders: int, members: int) -> str:
+    """The ingest benchmarks' work, for their headings."""
+    return f"{orders:,} orders in batches of {BATCH:,}, {members:,} members"
+
+
+# --- results ------------------------------------------------------------------------------
+
+def result(bench: str, figure: str, unit: str, service: list[float], base: list[float], target: str,
+           notes: list[str]) -> harness.Result:
+    """The figure and its baseline as the medians of their runs."""
+    return harness.Result(bench, figure, unit, harness.median(service), harness.median(base), target,
+                          runs=service, baseline_runs=base, notes=notes)
+
+
+def per_client(counts: Sequence[int], service: Callable[[int], Side], base: Callable[[int], Side]) -> list[Side]:
+    """A service side then a baseline side for each client count, for `harness.alternate`."""
+    return [side for clients in counts for side in (service(clients), base(clients))]
+
+
+def show_per_client(counts: Sequence[int], measured: Sequence[list[float]],
+                    result_for: Callable[[int, list[float], list[float]], harness.Result]) -> None:
+    """Print each count's result from `measured`, which `alternate` filled in `per_client`'s order."""
+    for index, clients in enumerate(counts):
+        print(f" {clients} client{'s' if clients > 1 else ''}:")
+        result_for(clients, measured[2 * index], measured[2 * index + 1]).show()

@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="worker processes (default: 2 × CPUs + 1 = %(default)s here)")
     cmd.add_argument("--threads", type=_positive, default=1, help="threads per worker (default: %(default)s)")
     cmd.add_argument("--access-log", action="store_true", help="log every request to stdout (off by default)")
-    cmd.add_argument("--demo", action="store_true", help=f"serve the database `loyalty demo` built ({DEMO_DATABASE})")
+    cmd.add_argument("--demo", action="store_true", help=f"serve the database `loyalty demo` built ({DEMO_DATABASE}); "
+                     "the only way, with LOYALTY_DEBUG=1, to serve without LOYALTY_SECRET_KEY")
     cmd.set_defaults(run=cmd_serve)
 
     ruleset = sub.add_parser("ruleset", help="validate, publish and show rulesets").add_subparsers(metavar="ACTION")
@@ -161,8 +162,18 @@ def _positive(text: str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run `loyalty.wsgi:application` under gunicorn: a master process and `--workers` forked
     workers (each with its own database connection) of `--threads` threads each. SIGTERM stops
-    gracefully: the master stops listening, requests in flight finish (up to 30 s), exit 0."""
+    gracefully: the master stops listening, requests in flight finish (up to 30 s), exit 0.
+    Refuses to start on the public development SECRET_KEY unless --demo or LOYALTY_DEBUG=1."""
+    from django.conf import settings
     from gunicorn.app.base import BaseApplication
+
+    if settings.SECRET_KEY == settings.INSECURE_SECRET_KEY and not (args.demo or settings.DEBUG):
+        raise LoyaltyError(
+            "LOYALTY_SECRET_KEY is not set, and the development default is public: anyone could sign member "
+            "tokens and admin sessions. Set it to a long random secret, kept across restarts (python3 -c "
+            "'import secrets; print(secrets.token_urlsafe(50))'); to try the server out, use "
+            "`loyalty serve --demo` or LOYALTY_DEBUG=1.",
+            code="secret_key_unset")
 
     host = f"[{args.host}]" if ":" in args.host else args.host
     options = {

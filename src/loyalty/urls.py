@@ -11,6 +11,7 @@ from django.views.decorators.http import require_safe
 
 import loyalty.admin  # noqa: F401  (registers the operators' console)
 from loyalty.api import api
+from loyalty.api.errors import API_PREFIX
 
 
 @require_safe
@@ -30,7 +31,7 @@ STATIC_ROUTE = rf"^{re.escape(settings.STATIC_URL.lstrip('/'))}(?P<path>.+)$"
 
 urlpatterns = [
     path("healthz", healthz),
-    path("api/v1/", api.urls),
+    path(API_PREFIX.lstrip("/"), api.urls),
     path("admin/", admin.site.urls),
     re_path(STATIC_ROUTE, serve_static, {"insecure": True}),
 ]

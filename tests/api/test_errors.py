@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.test import Client
 
-from tests.api.support import Api, answer, error_of, order, refund, snapshot
+from tests.api.support import BASE, Api, answer, error_of, order, refund, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -203,6 +204,49 @@ def test_a_ruleset_document_with_several_mistakes_names_every_path(world):
     assert snapshot() == before
 
 
-def test_an_unknown_route_under_the_api_is_a_404(world):
-    response = world.get("/nothing-here")
-    assert response.status_code == 404
+@pytest.mark.parametrize("path", ["/nothing-here", "/", "/members/m-1/", "/members/m-1/ledger/more",
+                                  "/events/orders:replay", "/rulesets/1/document"])
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_an_unknown_path_under_the_api_is_a_json_404(world, path, method):
+    before = snapshot()
+    for token in (None, ""):  # with the operator's key, and without any
+        response = world.client.generic(method, BASE + path, "{}", content_type="application/json",
+                                        headers=world._headers(token))
+        error = error_of(response, 404)
+        assert (error["code"], error["field"]) == ("not_found", None), error
+        assert "/api/v1/docs" in error["message"]
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("DELETE", "/members", "POST"),
+    ("GET", "/events/orders", "POST"),
+    ("PUT", "/rulesets", "GET, POST"),
+    ("PATCH", "/members/m-1", "GET"),
+    ("POST", "/members/m-1/ledger", "GET"),
+    ("GET", "/events/orders:batch", "POST"),
+])
+def test_a_method_the_path_does_not_take_is_a_json_405_with_allow(world, method, path, allowed):
+    before = snapshot()
+    response = world.client.generic(method, BASE + path, json.dumps(order("o-9")), content_type="application/json",
+                                    headers=world._headers(None))
+    error = error_of(response, 405)
+    assert (error["code"], error["field"]) == ("method_not_allowed", None), error
+    assert response["Allow"] == allowed
+    assert allowed in error["message"]
+    assert snapshot() == before
+
+
+def test_under_debug_an_unknown_api_path_is_still_json(world, settings):
+    settings.DEBUG = True  # Django's technical 404 page otherwise
+    assert error_of(world.get("/nothing-here"), 404)["code"] == "not_found"
+
+
+def test_paths_outside_the_api_keep_djangos_answers(world):
+    client = Client()
+    for response, status in ((client.get("/nothing-here"), 404), (client.get("/api/v1x/members"), 404),
+                             (client.post("/healthz"), 405)):
+        assert response.status_code == status
+        assert not response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    assert client.post("/healthz")["Allow"] == "GET, HEAD"
+    assert client.get("/admin/nothing-here").status_code == 302  # to the admin's login, as before

@@ -79,7 +79,9 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server for the module: its start (migrate, key, ruleset, gunicorn) is the slow part."""
     tmp_path = tmp_path_factory.mktemp("live")
-    env = {**os.environ, "LOYALTY_DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite3'}"}
+    # A secret key of its own: `loyalty serve` refuses the public development default.
+    env = {**os.environ, "LOYALTY_DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite3'}",
+           "LOYALTY_SECRET_KEY": "live-server-" + "k" * 50}
     env.pop("DJANGO_SETTINGS_MODULE", None)
 
     def loyalty(*args: str) -> str:
@@ -145,6 +147,11 @@ def test_errors_over_http_are_json_with_their_status(server):
 
     unknown = server.call("GET", "/members/nobody")
     assert (unknown.status, unknown.body["error"]["code"]) == (404, "unknown_member")
+
+    nowhere = server.call("GET", "/nothing-here")
+    assert (nowhere.status, nowhere.body["error"]["code"]) == (404, "not_found")
+    wrong = server.call("DELETE", "/members")
+    assert (wrong.status, wrong.body["error"]["code"], wrong.headers["Allow"]) == (405, "method_not_allowed", "POST")
 
     bad = server.call("POST", "/events/orders", {"order_id": "o-1", "member": "m-10001", "amount": "12.345",
                                                  "paid_at": "2027-01-04T10:30:00+08:00"})

@@ -403,12 +403,12 @@ MEMBER_WRITES = [("/members/{}/token", {}), ("/members/{}/points/redeem", {"rede
 
 def _check_path_answer(response: Any, text: str) -> None:
     assert response.status_code in (404, 422), response.content[:300]
+    error = error_of(response, response.status_code)
     if "/" in text:
-        # No route matches a path with an extra segment: Django's own 404 page, which must not
-        # echo the request (no reflected script).
+        # No route matches a path with an extra segment: the API's own 404, which does not echo
+        # the request (no reflected script).
+        assert error["code"] == "not_found", error
         assert b"<script" not in response.content and b"onerror" not in response.content
-    else:
-        error_of(response, response.status_code)
 
 
 @pytest.mark.parametrize("name", HOSTILE.keys())

@@ -52,6 +52,18 @@ def test_validate_names_the_path_of_a_mistake(loyalty, tmp_path):
     assert "tiers[2].when.any[1]: unknown metric 'amout'" in done.stderr
 
 
+def test_validate_and_publish_refuse_a_tier_code_longer_than_the_store_keeps(loyalty, tmp_path):
+    text = (ROOT / "rulesets" / "default.yaml").read_text()
+    assert text.count("code: gold") == 1
+    (tmp_path / "long.yaml").write_text(text.replace("code: gold", "code: " + "g" * 33))
+    done = loyalty("ruleset", "validate", str(tmp_path / "long.yaml"), ok=False)
+    assert "tiers[2].code: at most 32 characters, got 33" in done.stderr
+    loyalty("migrate")
+    done = loyalty("ruleset", "publish", str(tmp_path / "long.yaml"), "--effective-from", "2026-01-01", ok=False)
+    assert "tiers[2].code: at most 32 characters, got 33" in done.stderr
+    assert loyalty("ruleset", "show").stdout.strip() == "no ruleset has been published"
+
+
 def test_publish_then_show_prints_the_version_in_force(published):
     shown = published("ruleset", "show").stdout
     assert shown.startswith("# version 1 (default)")

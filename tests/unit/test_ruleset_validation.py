@@ -357,3 +357,49 @@ def test_a_minimal_ruleset_takes_the_documented_defaults() -> None:
     assert ruleset.points.expiry == "never"
     assert ruleset.points.return_policy == "allow_debt"
     assert ruleset.notice_days == 90
+
+
+# Lengths: what the store keeps in bounded columns (RulesetVersion.name varchar(100), Member.tier
+# varchar(32)) is bounded here, so an over-long value is a named problem, never a database error.
+
+def test_names_and_tier_codes_up_to_their_bounds_are_accepted() -> None:
+    document = preset_document("seed000-points")
+    document["name"] = "n" * 100
+    document["tiers"][0]["code"] = "c" * 32
+    document["tiers"][0]["name"] = "黄" * 100
+    document.pop("benefits", None)
+    ruleset = parse_ruleset(document)
+    assert (len(ruleset.name), len(ruleset.base_tier.code), len(ruleset.base_tier.name)) == (100, 32, 100)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "problem"),
+    [
+        pytest.param("name", "n" * 101, "name: at most 100 characters, got 101", id="ruleset-name"),
+        pytest.param("name", "会员" * 51, "name: at most 100 characters, got 102", id="ruleset-name-in-characters"),
+        pytest.param("tiers.0.code", "c" * 33, "tiers[0].code: at most 32 characters, got 33", id="base-tier-code"),
+        pytest.param("tiers.2.code", "黑" * 33, "tiers[2].code: at most 32 characters, got 33",
+                     id="tier-code-in-characters"),
+        pytest.param("tiers.1.name", "n" * 101, "tiers[1].name: at most 100 characters, got 101", id="tier-name"),
+    ],
+)
+def test_an_over_long_name_or_tier_code_is_refused_naming_its_path(path: str, value: str, problem: str) -> None:
+    document = preset_document("default")
+    *parents, last = path.split(".")
+    node: Any = document
+    for key in parents:
+        node = node[int(key)] if key.isdigit() else node[key]
+    node[int(last) if last.isdigit() else last] = value
+    if last == "code":
+        document.pop("benefits", None)  # keyed by tier code: not the mistake under test
+    with pytest.raises(RulesetInvalid) as raised:
+        parse_ruleset(document)
+    assert raised.value.problems == [problem]
+    assert raised.value.field == problem.split(":", 1)[0]
+
+
+def test_a_tier_code_that_is_no_identifier_is_not_also_called_too_long() -> None:
+    document = preset_document("seed000-points")
+    document["tiers"][0]["code"] = "x " * 20
+    document.pop("benefits", None)
+    assert problems_of(document) == [f"tiers[0].code: must be an identifier such as 'gold', got {'x ' * 20!r}"]

@@ -5,10 +5,12 @@ status for every client mistake. The engine's errors map by kind; the edge adds 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseNotFound
+from django.http.response import HttpResponseBase
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -48,6 +50,37 @@ def _field_of(location: Any) -> str | None:
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or None
+
+
+API_PREFIX = "/api/v1/"
+
+
+class UnknownRoutes:
+    """Middleware: under /api/v1/, Django's HTML 404 for a path no route matches and Ninja's empty
+    405 for a method the path does not take become the one error shape (the `Allow` header kept).
+    Ninja's PathView returns its 405 itself, so no exception handler ever sees it; and a catch-all
+    route would answer the unknown paths only. Other paths (the admin, ...) are left as they are."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if not isinstance(response, (HttpResponseNotFound, HttpResponseNotAllowed)) \
+                or not request.path_info.startswith(API_PREFIX):
+            return response
+        # The request's path and method are not echoed: they are the client's text, hostile or not.
+        if isinstance(response, HttpResponseNotAllowed):
+            allowed = ", ".join(sorted(method.strip() for method in response["Allow"].split(",")))
+            answer = _json(405, body("method_not_allowed", f"this endpoint takes {allowed}, not that method"))
+            answer["Allow"] = allowed
+            return answer
+        return _json(404, body("not_found", f"no endpoint at this path; the endpoints are listed at {API_PREFIX}docs"))
+
+
+def _json(status: int, data: dict[str, Any]) -> HttpResponse:
+    return HttpResponse(json.dumps(data, ensure_ascii=False), status=status,
+                        content_type="application/json; charset=utf-8")
 
 
 def install(api: NinjaAPI) -> None:

@@ -44,7 +44,8 @@ def version(request: HttpRequest, version: Annotated[int, Path(examples=[1])]) -
 
 
 @router.post("/rulesets", response={201: RulesetOut, **ERRORS}, auth=Bearer("rulesets:write"),
-             summary="Publish the next version, in force from effective_from (idempotent on the same document)")
+             summary="Publish the next version, in force from effective_from (idempotent on the same "
+                     "document, effective_from and reason; another reason is a 409)")
 def publish(request: HttpRequest, payload: RulesetIn) -> Status[RulesetOut]:
     published = rulesets.publish(payload.document, effective_from=payload.effective_from, actor=caller(request).actor,
                                  reason=payload.reason)

@@ -39,6 +39,12 @@ BENEFIT_FLAGS = (
     "exclusive_events", "offline_invitations", "refund_priority",
 )
 ROUNDINGS = ("floor",)
+# Bounds of what the store keeps: RulesetVersion.name and Member.tier (and TierChange's tiers)
+# are varchar(100) and varchar(32), which PostgreSQL and MariaDB refuse to overflow. A tier's
+# name is kept only inside the document, but shown on every status: a label, as long as a name.
+NAME_MAX = 100
+TIER_CODE_MAX = 32
+TIER_NAME_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -160,13 +166,14 @@ def parse_ruleset(document: Mapping[str, Any]) -> Ruleset:
         "name", "timezone", "currency", "tiers", "evaluation", "score", "growth", "actions",
         "points", "benefits", "member_day", "publishing", "risk", "operations", "description",
     })
+    name = r.text(document.get("name", "unnamed"), "name", NAME_MAX)
     zone = r.timezone(document.get("timezone", "Asia/Shanghai"), "timezone")
     score = _score(r, document.get("score"))
     tiers = _tiers(r, document.get("tiers"), score_enabled=score is not None)
     risk = r.mapping(document.get("risk", {}), "risk")
     r.only(risk, "risk", {"daily_growth_cap"})
     ruleset = Ruleset(
-        name=str(document.get("name", "unnamed")),
+        name=name,
         timezone=zone,
         currency=str(document.get("currency", "CNY")),
         tiers=tiers,
@@ -253,6 +260,12 @@ class _Reader:
             self.fail(path, f"more than two decimal places: {value!r}")
         return int(fen)
 
+    def text(self, value: object, path: str, maximum: int) -> str:
+        text = str(value)
+        if len(text) > maximum:
+            self.fail(path, f"at most {maximum} characters, got {len(text)}")
+        return text
+
     def choice(self, value: object, path: str, options: tuple[str, ...]) -> str:
         if value not in options:
             self.fail(path, f"must be one of {', '.join(options)}; got {value!r}")
@@ -279,6 +292,8 @@ def _tiers(r: _Reader, raw: object, *, score_enabled: bool) -> tuple[Tier, ...]:
         code = str(item.get("code", ""))
         if not code.isidentifier():
             r.fail(f"{path}.code", f"must be an identifier such as 'gold', got {code!r}")
+        elif len(code) > TIER_CODE_MAX:
+            r.fail(f"{path}.code", f"at most {TIER_CODE_MAX} characters, got {len(code)}")
         if code in seen:
             r.fail(f"{path}.code", f"duplicate tier {code!r}")
         seen.add(code)
@@ -289,7 +304,7 @@ def _tiers(r: _Reader, raw: object, *, score_enabled: bool) -> tuple[Tier, ...]:
             r.fail(f"{path}.when", "the first tier is the base tier every member holds; it has no condition")
         if i > 0 and when is None:
             r.fail(f"{path}.when", "every tier above the base needs a condition")
-        tiers.append(Tier(code, str(item.get("name", code)), when, i))
+        tiers.append(Tier(code, r.text(item.get("name", code), f"{path}.name", TIER_NAME_MAX), when, i))
     return tuple(tiers)
 
 

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.documents import from_json, from_yaml, to_json
-from loyalty.domain.errors import InvalidInput, NotFound
+from loyalty.domain.errors import Conflict, InvalidInput, NotFound
 from loyalty.domain.periods import require_aware
 from loyalty.domain.rules import Ruleset, parse_ruleset
 from loyalty.store import sql
@@ -55,7 +55,10 @@ def validate(document: dict[str, Any]) -> Ruleset:
 def publish(document: dict[str, Any], *, effective_from: datetime, actor: str, reason: str = "",
             clock: Clock = system_clock) -> RulesetVersion:
     """Store a validated document as the next version. Publishing the same document with the
-    same start again returns the existing version (idempotent)."""
+    same start and reason again returns the existing version (idempotent); with another reason it
+    is a Conflict (`exists_with_different_payload`), as a replay with a different payload is for
+    every idempotent write. The actor is not part of the request: it is who sent it (a retry may
+    come from another key or login, as for adjustments), and the version keeps the first one."""
     ruleset = parse_ruleset(document)
     require_aware(effective_from, "effective_from")
     canonical = to_json(document)
@@ -63,6 +66,11 @@ def publish(document: dict[str, Any], *, effective_from: datetime, actor: str, r
     with transaction.atomic():
         latest = RulesetVersion.objects.select_for_update().order_by("-version").first()
         if latest and latest.checksum == checksum and latest.effective_from == effective_from:
+            if latest.reason != reason:
+                raise Conflict(
+                    f"this document was already published from {effective_from.isoformat()} as version "
+                    f"{latest.version}, with another reason; a replay must send the same one",
+                    field="reason", code="exists_with_different_payload")
             return latest
         if latest and effective_from < latest.effective_from:
             raise InvalidInput(
