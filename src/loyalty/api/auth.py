@@ -65,13 +65,12 @@ def check_rate(key: ApiKey, clock: Clock = system_clock) -> None:
     now = clock.now().timestamp()
     window = int(now // 60)
     name = f"loyalty:rate:{key.id}:{window}"
-    if cache.add(name, 1, timeout=70):
-        return
     try:
-        count = cache.incr(name)
-    except ValueError:  # the window's counter expired between add and incr
-        cache.add(name, 1, timeout=70)
-        return
+        count = cache.incr(name)  # one cache operation for every request but a window's first
+    except ValueError:  # no counter yet in this window
+        if cache.add(name, 1, timeout=70):
+            return
+        count = cache.incr(name)  # another request started the window first
     if count > key.rate_per_minute:
         retry_after = max(1, math.ceil((window + 1) * 60 - now))
         raise ApiError(f"more than {key.rate_per_minute} requests a minute for this key", code="rate_limited",

@@ -44,13 +44,28 @@ def window_facts(ruleset: Ruleset, as_of: datetime, member_ids: Sequence[int] | 
                  ) -> dict[int, dict[MetricKey, int | Decimal]]:
     """Every metric the ruleset reads, per member, for the windows it names."""
     facts: dict[int, dict[MetricKey, int | Decimal]] = defaultdict(dict)
-    by_window: dict[str, set[str]] = defaultdict(set)
-    for metric, key in needed_metrics(ruleset):
-        by_window[key].add(metric)
-    for key, metrics in by_window.items():
+    for key, metrics in _metrics_by_window(ruleset).items():
         start, end = Window.from_key(key).bounds(as_of, ruleset.timezone)
         _collect(facts, key, metrics, start, end, member_ids)
     return facts
+
+
+_windows: dict[int, tuple[Ruleset, dict[str, set[str]]]] = {}
+
+
+def _metrics_by_window(ruleset: Ruleset) -> dict[str, set[str]]:
+    """The metrics to read per window, worked out once per parsed ruleset: a member's status page
+    asks on every read."""
+    cached = _windows.get(id(ruleset))
+    if cached is not None and cached[0] is ruleset:
+        return cached[1]
+    by_window: dict[str, set[str]] = defaultdict(set)
+    for metric, key in needed_metrics(ruleset):
+        by_window[key].add(metric)
+    if len(_windows) > 32:  # rulesets are few; this only bounds what a long-lived process keeps
+        _windows.clear()
+    _windows[id(ruleset)] = (ruleset, dict(by_window))
+    return dict(by_window)
 
 
 def _collect(facts: dict[int, dict[MetricKey, int | Decimal]], key: str, metrics: set[str],

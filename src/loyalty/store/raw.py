@@ -28,8 +28,11 @@ def _native(sql: str, vendor: str) -> str:
 
 
 def database() -> BaseDatabaseWrapper:
-    """This thread's connection to the default database, opened if it is not yet."""
+    """This thread's connection to the default database, opened if it is not yet. A connection kept
+    from an earlier request is checked first (once per request, as Django's own cursors do), so
+    a database restart costs a reconnect, not an error."""
     db = connections[DEFAULT_DB_ALIAS]
+    db.close_if_health_check_failed()
     if db.connection is None:
         db.ensure_connection()
     return db
