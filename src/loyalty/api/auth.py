@@ -22,7 +22,7 @@ from ninja.security import HttpBearer
 from loyalty.api.errors import ApiError
 from loyalty.clock import Clock, system_clock
 from loyalty.services import apikeys
-from loyalty.store.models import ApiKey
+from loyalty.store.sql import LiveKey
 
 MEMBER_TOKEN_PREFIX = "mt_"
 MEMBER_TOKEN_SALT = "loyalty.member-token"
@@ -32,7 +32,7 @@ MEMBER_TOKEN_MAX_TTL = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class Caller:
-    key: ApiKey | None = None
+    key: LiveKey | None = None
     member: str | None = None  # a member token's member
 
     @property
@@ -60,7 +60,7 @@ def read_member_token(token: str, *, clock: Clock = system_clock) -> str:
     return str(claims["m"])
 
 
-def check_rate(key: ApiKey, clock: Clock = system_clock) -> None:
+def check_rate(key: LiveKey, clock: Clock = system_clock) -> None:
     """A fixed one-minute window per key; over the limit answers 429 with Retry-After."""
     now = clock.now().timestamp()
     window = int(now // 60)

@@ -55,7 +55,7 @@ def create_key(name: str, scopes: Iterable[str], *, rate_per_minute: int = 6000,
     return NewKey(key, plaintext)
 
 
-def authenticate(plaintext: str) -> ApiKey | None:
+def authenticate(plaintext: str) -> sql.LiveKey | None:
     """The live key this plaintext belongs to, or None (unknown, malformed, wrong or revoked)."""
     if not plaintext.startswith(KEY_PREFIX):
         return None

@@ -123,13 +123,24 @@ def latest_entries(member_id: int, limit: int) -> list[EntryRow]:
     return [(int(i), lg, int(d), s, r, raw.read_datetime(at)) for i, lg, d, s, r, at in rows]  # type: ignore[misc]
 
 
-def live_api_key(prefix: str) -> ApiKey | None:
-    """The unrevoked key with this prefix (checked on every API request), without the ORM's query
-    building; the instance is not meant to be saved."""
+@dataclass(frozen=True, slots=True)
+class LiveKey:
+    """An unrevoked API key as a request sees it."""
+
+    id: int
+    name: str
+    prefix: str
+    secret_hash: str
+    scopes: tuple[str, ...]
+    rate_per_minute: int
+
+
+def live_api_key(prefix: str) -> LiveKey | None:
+    """The unrevoked key with this prefix, read on every API request (no ORM query building)."""
     rows = _rows(f"SELECT id, name, prefix, secret_hash, scopes, rate_per_minute FROM {ApiKey._meta.db_table} "
                  f"WHERE prefix = %s AND revoked_at IS NULL", [prefix])
     if not rows:
         return None
     i, name, prefix, secret_hash, scopes, rate = rows[0]
-    return ApiKey(id=int(i), name=name, prefix=prefix, secret_hash=secret_hash, rate_per_minute=int(rate),
-                  scopes=json.loads(scopes) if isinstance(scopes, str | bytes) else scopes)
+    scopes = json.loads(scopes) if isinstance(scopes, str | bytes) else scopes
+    return LiveKey(int(i), name, prefix, secret_hash, tuple(scopes), int(rate))
