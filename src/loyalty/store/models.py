@@ -322,3 +322,67 @@ class WebhookDelivery(models.Model):
         constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="webhook_deliveries_once")]
         indexes = [models.Index(fields=["member", "event"], name="webhook_deliveries_member"),
                    models.Index(fields=["state", "next_attempt_at"], name="webhook_deliveries_due")]
+
+
+JOB_STATES = [(s, s) for s in ("running", "done", "failed")]
+
+
+class JobRun(models.Model):
+    """One scheduled job for one due moment (e.g. the monthly evaluation for 2027-02-01 00:00
+    local). (job, due_at) is unique, so catching up after downtime runs each due moment once; a
+    run left `running` by a crash is resumed by the next `jobs run-due`."""
+
+    job = models.CharField(max_length=64)
+    due_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=JOB_STATES, default="running")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.IntegerField(default=1)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "job_runs"
+        constraints = [models.UniqueConstraint(fields=["job", "due_at"], name="job_runs_once")]
+        indexes = [models.Index(fields=["job", "state"], name="job_runs_state")]
+
+
+COUPON_STATES = [(s, s) for s in ("issued", "redeemed", "expired", "revoked")]
+
+
+class Coupon(models.Model):
+    """An issued benefit: a cash coupon (`value_fen` > 0) or a free delivery (`kind`
+    "free_delivery", value 0). `key` makes every grant idempotent, e.g.
+    "monthly:2027-02:silver:1:<member id>"; `code` is what the member shows at checkout."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    code = models.CharField(max_length=32, unique=True)
+    key = models.CharField(max_length=160, unique=True)
+    kind = models.CharField(max_length=24)  # monthly | free_delivery | birthday | recall | welcome | sprint
+    value_fen = models.BigIntegerField(default=0)
+    min_spend_fen = models.BigIntegerField(default=0)
+    issued_at = models.DateTimeField()
+    valid_from = models.DateTimeField()
+    valid_until = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=COUPON_STATES, default="issued")
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    order_id = models.CharField(max_length=64, blank=True)
+    ruleset_version = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        db_table = "coupons"
+        indexes = [models.Index(fields=["member", "state", "valid_until"], name="coupons_member_state")]
+
+
+class Invitation(models.Model):
+    """Who invited a member into the invitation-only tiers: an existing member of the top tier
+    (`inviter`) or an operator (`operator`, with a note). One per member; it sets Member.invited."""
+
+    member = models.OneToOneField(Member, on_delete=models.PROTECT, related_name="invitation")
+    inviter = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    operator = models.CharField(max_length=100, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "invitations"
