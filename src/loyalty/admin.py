@@ -2,8 +2,9 @@
 
 Entries, lots and debts are never edited by hand: a correction is an adjustment, made through
 the adjustment service (with its reason and actor), so the admin shows the ledger and changes
-nothing in it. Richer operator actions (adjust with a reason, invite, review queues) come with
-the console work.
+nothing in it. Operators invite members into the invitation-only tiers from the Member list (an
+action, through the invitation service). Richer operator actions (adjust with a reason, review
+queues) come with the console work.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from loyalty.clock import system_clock
-from loyalty.domain.errors import InvalidInput
-from loyalty.services import webhooks
+from loyalty.domain.errors import InvalidInput, LoyaltyError
+from loyalty.services import invitations, webhooks
 from loyalty.services.apikeys import check_scopes, create_key, revoke
 from loyalty.store import models
 
@@ -42,6 +43,40 @@ class MemberAdmin(ReadOnly):
                     "orders_count", "invited")
     list_filter = ("tier", "invited")
     search_fields = ("external_id",)
+    actions = ("invite_members",)
+
+    @admin.action(description="Invite to invitation-only tiers", permissions=["invite"])
+    def invite_members(self, request: HttpRequest, queryset: Any) -> None:
+        """Through the invitation service, as the logged-in operator; members invited by someone
+        else keep their first invitation."""
+        operator = request.user.get_username()
+        invited, again, refused = 0, 0, []
+        for external_id in queryset.order_by("id").values_list("external_id", flat=True):
+            try:
+                outcome = invitations.invite(external_id, operator=operator)
+            except LoyaltyError as error:
+                refused.append(f"{external_id} ({error.message})")
+                continue
+            if outcome.replayed:
+                again += 1
+            else:
+                invited += 1
+        messages.success(request, f"{invited} invited, {again} already invited by {operator}.")
+        if refused:
+            messages.warning(request, f"Not invited: {'; '.join(refused[:10])}"
+                                      + (f" and {len(refused) - 10} more." if len(refused) > 10 else "."))
+
+    def has_invite_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("loyalty.add_invitation")
+
+
+@admin.register(models.Invitation)
+class InvitationAdmin(ReadOnly):
+    """Made through the API (by a member) or the Member page's action (by an operator)."""
+
+    list_display = ("created_at", "member", "inviter", "operator", "note")
+    search_fields = ("member__external_id", "inviter__external_id", "operator")
+    list_select_related = ("member", "inviter")
 
 
 @admin.register(models.LedgerEntry)
@@ -83,6 +118,17 @@ class AdjustmentAdmin(ReadOnly):
 @admin.register(models.RulesetVersion)
 class RulesetVersionAdmin(ReadOnly):
     list_display = ("version", "name", "effective_from", "published_at", "published_by")
+
+
+@admin.register(models.JobRun)
+class JobRunAdmin(ReadOnly):
+    """Written only by `loyalty jobs run-due`: a failed or crashed run is retried by the next one."""
+
+    list_display = ("job", "due_at", "state", "attempts", "started_at", "finished_at", "counts")
+    list_filter = ("job", "state")
+    search_fields = ("job", "error")
+    ordering = ("-due_at", "job")
+    date_hierarchy = "due_at"
 
 
 class ApiKeyForm(forms.ModelForm):

@@ -9,9 +9,13 @@ import sys
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from loyalty.domain.errors import LoyaltyError, RulesetInvalid
+
+if TYPE_CHECKING:
+    from loyalty.services.jobs import Outcome
 
 
 def _setup_django() -> None:
@@ -89,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--effective-from", required=True, help="YYYY-MM-DD (midnight in the ruleset's timezone) "
                                                              "or an ISO time with an offset")
     cmd.add_argument("--actor", default=os.environ.get("USER", "operator"))
-    cmd.add_argument("--reason", default="")
+    cmd.add_argument("--reason", default="", help="why; required with --force")
+    cmd.add_argument("--force", action="store_true",
+                     help="publish a version that makes tiers harder inside the notice period (publishing.notice_days)")
     cmd.set_defaults(run=cmd_ruleset_publish)
     cmd = ruleset.add_parser("show", help="show the version in force (or --version N)")
     cmd.add_argument("--version", type=int)
@@ -136,6 +142,17 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("file")
     cmd.set_defaults(run=cmd_import_orders)
 
+    jobs = sub.add_parser("jobs", help="scheduled jobs: run what is due (cron it), list them"
+                          ).add_subparsers(metavar="ACTION")
+    cmd = jobs.add_parser("run-due", help="run every job due since its last run, each due moment once, in order")
+    cmd.add_argument("--now", type=_aware_time, metavar="TIME",
+                     help="act as of TIME (ISO 8601 with an offset), also the time every write records")
+    cmd.add_argument("--dry-run", action="store_true", help="write nothing; show what would run and its counts")
+    cmd.set_defaults(run=cmd_jobs_run_due)
+    cmd = jobs.add_parser("list", help="every job: schedule, last run, due moments pending, next due")
+    cmd.add_argument("--now", type=_aware_time, metavar="TIME", help="as of TIME (ISO 8601 with an offset)")
+    cmd.set_defaults(run=cmd_jobs_list)
+
     cmd = sub.add_parser("demo", help="run the engine over real purchase data (CDNOW) or a synthetic shop")
     cmd.add_argument("--synthetic", type=int, metavar="N", help="generate a shop of N members instead")
     cmd.add_argument("--seed", type=int, default=7)
@@ -160,6 +177,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return value
+
+
+def _aware_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; write e.g. 2027-02-01T00:00:00+08:00")
+    return moment
 
 
 def _settle_worker(worker: object) -> None:
@@ -247,7 +274,7 @@ def cmd_ruleset_publish(args: argparse.Namespace) -> int:
     document = rulesets.read_document(args.file)
     ruleset = rulesets.validate(document)
     version = rulesets.publish(document, effective_from=parse_effective_from(args.effective_from, ruleset.timezone),
-                               actor=args.actor, reason=args.reason)
+                               actor=args.actor, reason=args.reason, force=args.force)
     print(f"published {ruleset.name} as version {version.version}, in force from {version.effective_from.isoformat()}")
     return 0
 
@@ -342,6 +369,50 @@ def cmd_import_orders(args: argparse.Namespace) -> int:
         reader = csv.DictReader(handle)
         events = parse_rows((index + 2, row) for index, row in enumerate(reader))
     console.run_import(events)
+    return 0
+
+
+def cmd_jobs_run_due(args: argparse.Namespace) -> int:
+    """One line per due moment run (or, with --dry-run, that would run); exit 1 when one failed."""
+    from loyalty.clock import FixedClock, system_clock
+    from loyalty.services.jobs import run_due
+
+    clock = FixedClock(args.now) if args.now else system_clock
+
+    def show(outcome: Outcome) -> None:
+        print(_outcome_line(outcome), flush=True)
+        if outcome.error:
+            kept = "" if args.dry_run else " (recorded in job_runs; the next run retries it first)"
+            print(f"error: {outcome.job} for {outcome.due_at.isoformat()} failed: {outcome.error}{kept}",
+                  file=sys.stderr)
+
+    report = run_due(clock.now(), clock=clock, dry_run=args.dry_run, progress=show)
+    if report.busy:
+        print("another `loyalty jobs run-due` is running: nothing done")
+    elif not report.outcomes:
+        print("nothing is due")
+    return 1 if report.failed else 0
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    state = {"planned": "would resume" if outcome.resumed else "would run"}.get(outcome.state, outcome.state)
+    if outcome.attempt > 1:
+        state += f" (attempt {outcome.attempt})"
+    counts = " ".join(f"{name}={value}" for name, value in outcome.counts.items())
+    if outcome.state == "planned" and not outcome.counts:
+        counts = "(no estimate)"
+    return f"{outcome.due_at.isoformat()}  {outcome.job}  {state}  {counts}".rstrip()
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    from loyalty.clock import system_clock
+    from loyalty.services.jobs import statuses
+
+    for job in statuses(args.now or system_clock.now()):
+        last = f"{job.last_due_at.isoformat()} {job.last_state}" if job.last_due_at else "never"
+        upcoming = job.next_due_at.isoformat() if job.next_due_at else "-"
+        print(f"{job.name}: {job.schedule}; last run {last}; pending {job.pending}; next due {upcoming}")
+        print(f"    {job.description}")
     return 0
 
 

@@ -66,6 +66,8 @@ ROUTES = [
     Route("get", "/rulesets/1", "/rulesets/{version}", "members:read"),
     Route("post", "/rulesets", "/rulesets", "rulesets:write",
           {"document": {"name": "x"}, "effective_from": RULESET_START}),
+    Route("post", "/members/m-1/invitations", "/members/{external_id}/invitations", "members:write",
+          {"inviter": "m-9"}),
 ]
 ROUTE_IDS = [route.name for route in ROUTES]
 
@@ -352,6 +354,7 @@ WRITES = [
            ("effective_from",)),
           {("reason",): ("reason",), ("document", "name"): ("name",)}),
     Write("/members/m-1/token", {"ttl_seconds": 600}, (("ttl_seconds",),), {}),
+    Write("/members/m-1/invitations", {"inviter": "m-2", "note": "n"}, (("inviter",), ("note",)), {}),
 ]
 
 
@@ -398,7 +401,8 @@ def test_hostile_strings_in_every_field_of_every_write_never_break_anything(worl
 MEMBER_PATHS = ["/members/{}", "/members/{}/ledger"]
 MEMBER_WRITES = [("/members/{}/token", {}), ("/members/{}/points/redeem", {"redemption_id": "rd-p", "points": 1}),
                  ("/members/{}/adjustments", {"adjustment_id": "adj-p", "ledger": "points", "delta": 1,
-                                              "reason": "r"})]
+                                              "reason": "r"}),
+                 ("/members/{}/invitations", {"inviter": "m-2"})]
 
 
 def _check_path_answer(response: Any, text: str) -> None:

@@ -3,7 +3,7 @@ from datetime import date
 import pytest
 
 from loyalty.domain.errors import Conflict, InvalidInput, NotFound
-from loyalty.services.members import get_member, invite, register_member
+from loyalty.services.members import get_member, id_ranges, register_member
 from loyalty.store.models import Member
 from tests.conftest import at
 from tests.service.support import snapshot
@@ -75,16 +75,21 @@ def test_an_unknown_member_is_not_found(default_rules):
     assert (caught.value.code, caught.value.field) == ("unknown_member", "member")
 
 
-def test_inviting_a_member_sets_the_flag_once(default_rules, clock):
-    register_member("m1", clock=clock)
-    assert invite("m1").invited
-    assert invite("m1").invited
-    assert Member.objects.get(external_id="m1").invited
+def test_id_ranges_cover_every_member_once_in_shares_of_the_given_size(default_rules, clock):
+    assert id_ranges(3) == []
+    for number in range(8):
+        register_member(f"m{number}", clock=clock)
+    Member.objects.filter(external_id__in=["m0", "m5"]).delete()
+    ids = sorted(Member.objects.values_list("id", flat=True))
+    ranges = id_ranges(3)
+    assert all(0 < hi - lo <= 3 for lo, hi in ranges)
+    assert [m for lo, hi in ranges for m in ids if lo <= m < hi] == ids
+    assert ranges[0][0] == ids[0] and ranges[-1][1] == ids[-1] + 1
+    assert id_ranges(100) == [(ids[0], ids[-1] + 1)]
 
 
-def test_inviting_an_unknown_member_is_not_found_and_writes_nothing(default_rules):
-    before = snapshot()
-    with pytest.raises(NotFound) as caught:
-        invite("nobody")
-    assert caught.value.code == "unknown_member"
-    assert snapshot() == before
+def test_an_id_range_holds_at_least_one_id(default_rules):
+    with pytest.raises(InvalidInput) as caught:
+        id_ranges(0)
+    assert caught.value.field == "chunk"
+

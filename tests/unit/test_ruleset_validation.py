@@ -10,7 +10,7 @@ import pytest
 
 from loyalty.domain.documents import from_json, from_yaml, to_json
 from loyalty.domain.errors import RulesetInvalid
-from loyalty.domain.rules import Ruleset, parse_ruleset
+from loyalty.domain.rules import AfterUpgrade, CouponOffer, Operations, Recall, Ruleset, Sprint, parse_ruleset
 from tests.unit.presets import PRESETS, preset, preset_document
 
 
@@ -403,3 +403,79 @@ def test_a_tier_code_that_is_no_identifier_is_not_also_called_too_long() -> None
     document["tiers"][0]["code"] = "x " * 20
     document.pop("benefits", None)
     assert problems_of(document) == [f"tiers[0].code: must be an identifier such as 'gold', got {'x ' * 20!r}"]
+
+
+# Operations: the campaigns the lifecycle jobs and the order path carry out.
+
+def test_the_default_operations_are_read_as_typed_settings() -> None:
+    operations = parse_ruleset(preset_document("default")).operations
+    assert operations.birthday_coupon == CouponOffer(value_fen=1000)
+    assert operations.sprint == Sprint(25, 30, Decimal(20), frozenset({"platinum", "diamond"}), CouponOffer(500))
+    assert operations.recall == Recall(30, CouponOffer(1000))
+    assert operations.after_upgrade == AfterUpgrade(3, Decimal("1.5"), within_days=30)
+    assert (operations.expiring_notice_days, operations.budgets) == (30, {})
+
+
+def test_without_operations_no_campaign_runs_and_points_notices_come_30_days_ahead() -> None:
+    operations = parse_ruleset({"tiers": [{"code": "member"}]}).operations
+    assert operations == Operations()
+    assert (operations.sprint, operations.recall, operations.after_upgrade, operations.birthday_coupon) == (
+        None, None, None, None)
+    assert operations.expiring_notice_days == 30
+
+
+def test_operation_settings_left_out_take_the_seed_figures() -> None:
+    document = default_with("operations", {"sprint": {}, "recall": {}, "after_upgrade": {"growth_multiplier": 2}})
+    operations = parse_ruleset(document).operations
+    assert operations.sprint == Sprint(25, 30, Decimal(20))
+    assert operations.recall == Recall(30)
+    assert operations.after_upgrade == AfterUpgrade(3, Decimal(2))
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "problem"),
+    [
+        pytest.param("operations.sprnt", {}, "operations.sprnt: unknown key 'sprnt'", id="unknown-operation"),
+        pytest.param("operations.birthday_coupon", {"value": "10", "min_spnd": "50"},
+                     "operations.birthday_coupon.min_spnd: unknown key", id="coupon-typo"),
+        pytest.param("operations.birthday_coupon", {}, "operations.birthday_coupon.value: required", id="no-value"),
+        pytest.param("operations.birthday_coupon", {"value": "0"},
+                     "operations.birthday_coupon.value: a coupon is worth more than 0", id="worthless-coupon"),
+        pytest.param("operations.birthday_coupon", {"value": 10.5},
+                     "operations.birthday_coupon.value: expected an exact decimal", id="float-value"),
+        pytest.param("operations.birthday_coupon", {"value": "10", "valid_days": 0},
+                     "operations.birthday_coupon.valid_days: expected a whole number >= 1", id="valid-days"),
+        pytest.param("operations.recall.coupon", {"value": "10", "min_spend": "9.999"},
+                     "operations.recall.coupon.min_spend: more than two decimal places", id="min-spend"),
+        pytest.param("operations.sprint.days_of_month", [30, 25],
+                     "operations.sprint.days_of_month: expected [first, last], days 1 to 31 in order",
+                     id="days-reversed"),
+        pytest.param("operations.sprint.days_of_month", [25, 32],
+                     "operations.sprint.days_of_month: expected [first, last]", id="day-32"),
+        pytest.param("operations.sprint.days_of_month", 25,
+                     "operations.sprint.days_of_month: expected [first, last]", id="days-not-a-list"),
+        pytest.param("operations.sprint.within_percent", 0,
+                     "operations.sprint.within_percent: a percentage above 0 and at most 100", id="percent-zero"),
+        pytest.param("operations.sprint.within_percent", "120",
+                     "operations.sprint.within_percent: a percentage above 0 and at most 100", id="percent-120"),
+        pytest.param("operations.sprint.tiers", ["platinum", "tin"], "operations.sprint.tiers: unknown tier 'tin'",
+                     id="sprint-tier"),
+        pytest.param("operations.recall.days_before_drop", 0,
+                     "operations.recall.days_before_drop: expected a whole number >= 1", id="recall-days"),
+        pytest.param("operations.after_upgrade.orders", "3",
+                     "operations.after_upgrade.orders: expected a whole number >= 1", id="orders-as-text"),
+        pytest.param("operations.after_upgrade.growth_multiplier", "0.5",
+                     "operations.after_upgrade.growth_multiplier: must be a number >= 1", id="multiplier-below-one"),
+        pytest.param("operations.after_upgrade.within_days", 0,
+                     "operations.after_upgrade.within_days: expected a whole number >= 1", id="boost-days"),
+        pytest.param("operations.points_expiring", {"days_before": -1},
+                     "operations.points_expiring.days_before: expected a whole number >= 0", id="notice-days"),
+        pytest.param("operations.points_expiring", {"days": 30},
+                     "operations.points_expiring.days: unknown key 'days'", id="notice-typo"),
+        pytest.param("operations.budgets", {"tin": "100"}, "operations.budgets.tin: unknown tier 'tin'",
+                     id="budget-tier"),
+    ],
+)
+def test_a_bad_operation_setting_is_refused_naming_its_field(path: str, value: object, problem: str) -> None:
+    problems = problems_of(default_with(path, value))
+    assert len(problems) == 1 and problems[0].startswith(problem), problems

@@ -14,10 +14,10 @@ from django.http.response import HttpResponseBase
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from loyalty.domain.errors import Conflict, InvalidInput, LoyaltyError, NotFound, Refused
+from loyalty.domain.errors import Conflict, Forbidden, InvalidInput, LoyaltyError, NotFound, Refused
 
 STATUS_BY_KIND: tuple[tuple[type[LoyaltyError], int], ...] = (
-    (InvalidInput, 422), (NotFound, 404), (Conflict, 409), (Refused, 422),
+    (InvalidInput, 422), (NotFound, 404), (Conflict, 409), (Refused, 422), (Forbidden, 403),
 )
 
 

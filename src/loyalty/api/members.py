@@ -1,5 +1,6 @@
-"""Members: registration, status (tier, balances, progress), the ledger, member tokens, and the
-value-moving calls on a member (points redemption, operator adjustments)."""
+"""Members: registration, status (tier, balances, progress), the ledger, member tokens,
+invitations into the invitation-only tiers, and the value-moving calls on a member (points
+redemption, operator adjustments)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from loyalty.api.schemas import (
     AdjustmentOut,
     EntryOut,
     GapOut,
+    InvitationIn,
+    InvitationOut,
     LedgerOut,
     MemberIn,
     MemberOut,
@@ -32,6 +35,7 @@ from loyalty.domain.conditions import AMOUNT_METRICS
 from loyalty.domain.money import format_fen
 from loyalty.domain.tiers import Gap
 from loyalty.services.adjustments import adjust
+from loyalty.services.invitations import invite
 from loyalty.services.members import EntryView, get_member, member_status, register_member
 from loyalty.services.points import redeem_points
 from loyalty.store.models import LedgerEntry
@@ -142,3 +146,15 @@ def adjustment(request: HttpRequest, external_id: MemberPath, payload: Adjustmen
     replayed(response, outcome.replayed)
     return Status(201, AdjustmentOut(adjustment_id=outcome.adjustment_id, member=outcome.member,
                                      ledger=outcome.ledger, delta=outcome.delta))
+
+
+@router.post("/members/{external_id}/invitations", response={201: InvitationOut, **ERRORS},
+             auth=Bearer("members:write"),
+             summary="Invite a member into the invitation-only tiers, by a member who holds one (a replay "
+                     "answers the first invitation; another inviter is a 409; an inviter below those tiers a 403)")
+def invitation(request: HttpRequest, external_id: MemberPath, payload: InvitationIn, response: HttpResponse
+               ) -> Status[InvitationOut]:
+    outcome = invite(external_id, inviter=payload.inviter, note=payload.note)
+    replayed(response, outcome.replayed)
+    return Status(201, InvitationOut(member=outcome.member, inviter=payload.inviter, note=outcome.note,
+                                     invited_at=outcome.invited_at))

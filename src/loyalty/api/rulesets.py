@@ -45,8 +45,12 @@ def version(request: HttpRequest, version: Annotated[int, Path(examples=[1])]) -
 
 @router.post("/rulesets", response={201: RulesetOut, **ERRORS}, auth=Bearer("rulesets:write"),
              summary="Publish the next version, in force from effective_from (idempotent on the same "
-                     "document, effective_from and reason; another reason is a 409)")
+                     "document, effective_from and reason; another reason is a 409)",
+             description="A version that makes tiers harder than the one in force (a threshold up, a tier "
+                         "removed or made invitation-only, shorter validity) must start at least "
+                         "`publishing.notice_days` (default 90) from now, or is refused (422 `notice_period`), "
+                         "unless `force` is true and a reason is given.")
 def publish(request: HttpRequest, payload: RulesetIn) -> Status[RulesetOut]:
     published = rulesets.publish(payload.document, effective_from=payload.effective_from, actor=caller(request).actor,
-                                 reason=payload.reason)
+                                 reason=payload.reason, force=payload.force)
     return Status(201, _out(published))

@@ -53,7 +53,10 @@ RULESET_EXAMPLE: JsonDict = {
     "document": {"name": "two-tiers", "timezone": "Asia/Shanghai", "tiers": [
         {"code": "bronze", "name": "青铜"},
         {"code": "silver", "name": "白银", "when": {"any": [{"orders": ">= 1"}, {"amount": ">= 200"}]}}]},
-    "effective_from": "2027-02-01T00:00:00+08:00", "reason": "a simpler ladder from February"}
+    # Fewer tiers make them harder to keep: inside the notice period only an operator's `force`
+    # (with the reason) publishes it.
+    "effective_from": "2027-02-01T00:00:00+08:00", "reason": "a simpler ladder from February, announced in November",
+    "force": True}
 
 
 class Out(BaseModel):
@@ -265,12 +268,28 @@ class AdjustmentOut(Out):
     delta: int
 
 
+class InvitationIn(Schema):
+    inviter: str = Field(min_length=1, max_length=64, examples=["m-888"],
+                         description="the inviting member's external_id; they must hold an invitation-only tier")
+    note: str = Field(default="", max_length=200, pattern=NO_CONTROL)
+
+
+class InvitationOut(Out):
+    member: str
+    inviter: str
+    note: str
+    invited_at: datetime
+
+
 class RulesetIn(Schema):
     model_config = ConfigDict(json_schema_extra={"examples": [RULESET_EXAMPLE]})
 
     document: dict[str, Any] = Field(description="the ruleset, as in docs/rulesets.md")
     effective_from: AwareDatetime
     reason: str = Field(default="", max_length=1000, pattern=NO_CONTROL)
+    force: bool = Field(default=False, strict=True,
+                        description="publish a version that makes tiers harder inside the notice period "
+                                    "(publishing.notice_days); needs a reason")
 
     @field_validator("document")
     @classmethod

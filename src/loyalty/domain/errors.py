@@ -6,6 +6,8 @@
     ├── NotFound                      unknown_*     404  unknown member / order
     ├── Conflict                      *_conflict    409  a replay with a different payload,
     │                                                      a duplicate registration
+    ├── Forbidden                     (business)    403  the caller may not do this to the member:
+    │                                                      inviter_not_eligible
     └── Refused                       (business)    422  valid input the rules refuse:
                                                            refund_exceeds_paid, insufficient_points
 """
@@ -53,3 +55,9 @@ class Conflict(LoyaltyError):
 
 class Refused(LoyaltyError):
     code = "refused"
+
+
+class Forbidden(LoyaltyError):
+    """Valid input from someone the rules do not allow to act (e.g. an inviter below the top tier)."""
+
+    code = "forbidden"

@@ -124,6 +124,57 @@ class TierBenefits:
 
 
 @dataclass(frozen=True)
+class CouponOffer:
+    """A coupon an operation grants. `valid_days` None: the operation's own validity (see docs)."""
+
+    value_fen: int
+    min_spend_fen: int = 0
+    valid_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Sprint:
+    """Month-end sprint: on days `first_day`..`last_day` (local), members within `within_percent`
+    of the next tier's threshold get a notice and, when `coupon` is set, a coupon."""
+
+    first_day: int
+    last_day: int
+    within_percent: Decimal
+    tiers: frozenset[str] = frozenset()  # target tiers; empty: any tier above
+    coupon: CouponOffer | None = None
+
+
+@dataclass(frozen=True)
+class Recall:
+    """A warning (and a coupon, when set) `days_before_drop` days before a tier would drop."""
+
+    days_before_drop: int
+    coupon: CouponOffer | None = None
+
+
+@dataclass(frozen=True)
+class AfterUpgrade:
+    """The first `orders` paid orders after an upgrade earn growth × `growth_multiplier` (floor),
+    when paid within `within_days` of it (None: as long as the tier lasts)."""
+
+    orders: int
+    growth_multiplier: Decimal
+    within_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Operations:
+    """Campaigns carried out by the lifecycle jobs and the order path; None turns one off."""
+
+    birthday_coupon: CouponOffer | None = None
+    sprint: Sprint | None = None
+    recall: Recall | None = None
+    after_upgrade: AfterUpgrade | None = None
+    expiring_notice_days: int = 30  # points.expiring notices this many days ahead; 0: none
+    budgets: Mapping[str, int] = field(default_factory=dict)  # tier -> fen per month (not enforced yet)
+
+
+@dataclass(frozen=True)
 class Ruleset:
     name: str
     timezone: ZoneInfo
@@ -137,7 +188,7 @@ class Ruleset:
     score: Score | None = None
     member_day: tuple[str, Decimal] | None = None  # (weekday, discount)
     notice_days: int = 90
-    operations: Mapping[str, Any] = field(default_factory=dict)  # campaigns, budgets: later issues
+    operations: Operations = field(default_factory=Operations)
     tier_tests: tuple[Predicate, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -186,7 +237,7 @@ def parse_ruleset(document: Mapping[str, Any]) -> Ruleset:
         member_day=_member_day(r, document.get("member_day")),
         notice_days=r.integer(r.mapping(document.get("publishing", {}), "publishing").get("notice_days", 90),
                               "publishing.notice_days", minimum=0),
-        operations=r.mapping(document.get("operations", {}), "operations"),
+        operations=_operations(r, document.get("operations", {}), {t.code for t in tiers}),
     )
     if r.problems:
         raise RulesetInvalid(r.problems)
@@ -455,3 +506,86 @@ def _member_day(r: _Reader, raw: object) -> tuple[str, Decimal] | None:
     if discount >= 1:
         r.fail("member_day.discount", "a discount is a fraction below 1 (0.12 = 12% off, 88折)")
     return weekday, discount
+
+
+def _operations(r: _Reader, raw: object, tier_codes: set[str]) -> Operations:
+    raw = r.mapping(raw, "operations")
+    r.only(raw, "operations", {"birthday_coupon", "sprint", "recall", "after_upgrade", "points_expiring", "budgets"})
+    expiring = r.mapping(raw.get("points_expiring", {}), "operations.points_expiring")
+    r.only(expiring, "operations.points_expiring", {"days_before"})
+    budgets = {}
+    for code, value in r.mapping(raw.get("budgets"), "operations.budgets").items():
+        if code not in tier_codes:
+            r.fail(f"operations.budgets.{code}", f"unknown tier {code!r}")
+        budgets[str(code)] = r.fen(value, f"operations.budgets.{code}")
+    return Operations(
+        birthday_coupon=_offer(r, raw.get("birthday_coupon"), "operations.birthday_coupon"),
+        sprint=_sprint(r, raw.get("sprint"), tier_codes),
+        recall=_recall(r, raw.get("recall")),
+        after_upgrade=_after_upgrade(r, raw.get("after_upgrade")),
+        expiring_notice_days=r.integer(expiring.get("days_before", 30), "operations.points_expiring.days_before"),
+        budgets=budgets,
+    )
+
+
+def _offer(r: _Reader, raw: object, path: str) -> CouponOffer | None:
+    if raw is None:
+        return None
+    raw = r.mapping(raw, path)
+    r.only(raw, path, {"value", "min_spend", "valid_days"})
+    if "value" not in raw:
+        r.fail(f"{path}.value", "required: the coupon's value in yuan")
+        return None
+    found = len(r.problems)
+    value = r.fen(raw["value"], f"{path}.value")
+    if value <= 0 and len(r.problems) == found:
+        r.fail(f"{path}.value", f"a coupon is worth more than 0, got {raw['value']!r}")
+    days = raw.get("valid_days")
+    return CouponOffer(value, r.fen(raw.get("min_spend", 0), f"{path}.min_spend"),
+                       None if days is None else r.integer(days, f"{path}.valid_days", minimum=1))
+
+
+def _sprint(r: _Reader, raw: object, tier_codes: set[str]) -> Sprint | None:
+    if raw is None:
+        return None
+    raw = r.mapping(raw, "operations.sprint")
+    r.only(raw, "operations.sprint", {"days_of_month", "within_percent", "tiers", "coupon"})
+    days = raw.get("days_of_month", [25, 30])
+    first, last = 25, 30
+    if not (isinstance(days, list) and len(days) == 2
+            and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 31 for d in days)
+            and days[0] <= days[1]):
+        r.fail("operations.sprint.days_of_month", f"expected [first, last], days 1 to 31 in order, got {days!r}")
+    else:
+        first, last = days
+    found = len(r.problems)
+    percent = r.decimal(raw.get("within_percent", 20), "operations.sprint.within_percent")
+    if not 0 < percent <= 100 and len(r.problems) == found:
+        r.fail("operations.sprint.within_percent", f"a percentage above 0 and at most 100, got {percent}")
+    tiers = r.sequence(raw.get("tiers"), "operations.sprint.tiers")
+    for code in tiers:
+        if code not in tier_codes:
+            r.fail("operations.sprint.tiers", f"unknown tier {code!r}")
+    return Sprint(first, last, percent, frozenset(str(code) for code in tiers),
+                  _offer(r, raw.get("coupon"), "operations.sprint.coupon"))
+
+
+def _recall(r: _Reader, raw: object) -> Recall | None:
+    if raw is None:
+        return None
+    raw = r.mapping(raw, "operations.recall")
+    r.only(raw, "operations.recall", {"days_before_drop", "coupon"})
+    return Recall(r.integer(raw.get("days_before_drop", 30), "operations.recall.days_before_drop", minimum=1),
+                  _offer(r, raw.get("coupon"), "operations.recall.coupon"))
+
+
+def _after_upgrade(r: _Reader, raw: object) -> AfterUpgrade | None:
+    if raw is None:
+        return None
+    raw = r.mapping(raw, "operations.after_upgrade")
+    r.only(raw, "operations.after_upgrade", {"orders", "growth_multiplier", "within_days"})
+    days = raw.get("within_days")
+    return AfterUpgrade(r.integer(raw.get("orders", 3), "operations.after_upgrade.orders", minimum=1),
+                        r.decimal(raw.get("growth_multiplier"), "operations.after_upgrade.growth_multiplier",
+                                  minimum=Decimal(1)),
+                        None if days is None else r.integer(days, "operations.after_upgrade.within_days", minimum=1))

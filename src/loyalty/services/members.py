@@ -1,4 +1,5 @@
-"""Members: registration (idempotent on external id), invitations, and the status a member sees."""
+"""Members: registration (idempotent on external id), the status a member sees, and the member-id
+ranges that parallel jobs split members into (invitations: `services.invitations`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import Max, Min
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.conditions import Facts
@@ -80,22 +82,23 @@ def register_many(first_seen: Mapping[str, datetime], *, birthdays: Mapping[str,
     return len(rows)
 
 
+def id_ranges(size: int) -> list[tuple[int, int]]:
+    """Half-open member-id ranges (lo <= id < hi) of `size` ids each, from the lowest id to the
+    highest: the shares of a job that parallel workers take. By id, not by count: where ids
+    have gaps, a range holds fewer members."""
+    if size < 1:
+        raise InvalidInput("a range holds at least one member id", field="chunk")
+    bounds = Member.objects.aggregate(lo=Min("id"), hi=Max("id"))
+    if bounds["lo"] is None:
+        return []
+    end = bounds["hi"] + 1
+    return [(lo, min(lo + size, end)) for lo in range(bounds["lo"], end, size)]
+
+
 def get_member(external_id: str) -> Member:
     member = Member.objects.filter(external_id=external_id).first()
     if member is None:
         raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
-    return member
-
-
-def invite(external_id: str) -> Member:
-    """Mark a member as invited (the flag invitation-only tiers require)."""
-    with transaction.atomic():
-        member = Member.objects.select_for_update().filter(external_id=external_id).first()
-        if member is None:
-            raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
-        if not member.invited:
-            member.invited = True
-            member.save(update_fields=["invited"])
     return member
 
 

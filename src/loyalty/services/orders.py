@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.db.models import Sum
 
 from loyalty.clock import Clock, FixedClock, system_clock
 from loyalty.domain.errors import InvalidInput, LoyaltyError, NotFound
 from loyalty.domain.events import OrderEvent
+from loyalty.domain.grants import after_upgrade_growth, is_after_upgrade
 from loyalty.domain.growth import OrderGrowth, apply_daily_cap, order_growth
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import lot_available_at, lot_expires_at, order_points
-from loyalty.domain.rules import Ruleset
+from loyalty.domain.rules import AfterUpgrade, Ruleset
 from loyalty.services import rulesets
 from loyalty.services.batches import EventBatch, only, run_batch
 from loyalty.services.ledger import Posting, check_replay, payload_hash
@@ -64,6 +66,7 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
         self.growth_today: dict[tuple[int, date], int] = {}
         self.upgrade_members: set[int] = set()
         self.latest_paid_at = now
+        self.upgrades: dict[int, list[Any]] = {}  # member -> [upgraded_at, orders paid since]
 
     def load(self, events: Sequence[OrderEvent]) -> None:
         """Lock the batch's members and find the orders already recorded (replays)."""
@@ -75,6 +78,27 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
         # A conflicting replay may belong to a member outside the batch: it is refused before its
         # member is ever named, so an unknown id stays empty.
         self.existing = {row[0]: (*row[:2], external.get(row[2], ""), *row[3:]) for row in replays}
+        self.upgrades = self._recent_upgrades(events)
+
+    def _recent_upgrades(self, events: Sequence[OrderEvent]) -> dict[int, list[Any]]:
+        """Members whose orders may earn the extra growth after an upgrade: [upgraded at, orders
+        paid since]. Judged first on the locked rows (a tier above the base, reached recently
+        enough, under rules that reward it), so most batches send no query for it."""
+        candidates: dict[int, datetime] = {}
+        for event in events:
+            member = self.members.get(event.member)
+            if member is None or member.tier_reached_at is None:
+                continue
+            try:
+                rules = self.rules.in_force(event.paid_at).ruleset
+            except NotFound:  # answered as the event's own error in decide_one
+                continue
+            rule = rules.operations.after_upgrade
+            if rule and member.tier != rules.base_tier.code and is_after_upgrade(rule, member.tier_reached_at,
+                                                                                   event.paid_at):
+                candidates[member.id] = member.tier_reached_at
+        return {member_id: [candidates[member_id], orders]
+                for member_id, orders in sql.orders_since_upgrade(sorted(candidates)).items()}
 
     def decide_one(self, event: OrderEvent) -> OrderOutcome:
         digest = payload_hash(event.fingerprint())
@@ -92,6 +116,7 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
         rules, zone = active.ruleset, active.ruleset.timezone
         day = local_date(event.paid_at, zone)
         earned = order_growth(event.lines, event.amount_fen, event.paid_at, rules.growth, zone)
+        earned = self._after_upgrade(member.id, event.paid_at, earned, rules.operations.after_upgrade)
         awarded = self._cap(member.id, day, earned, rules.growth.daily_cap)
         points = order_points(event.amount_fen, event.paid_at, member.birthday, rules.points, zone)
         self._post(member, event, active.version, day, awarded, points, rules)
@@ -105,6 +130,19 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
         self.items.extend((event.order_id, member.id, sku, line.category or "", line.amount_fen)
                           for sku, line in zip(event.skus, event.lines, strict=True))
         return OrderOutcome(event.order_id, member.external_id, awarded.total, points, active.version)
+
+    def _after_upgrade(self, member_id: int, paid_at: datetime, earned: OrderGrowth,
+                       rule: AfterUpgrade | None) -> OrderGrowth:
+        """Extra growth for the first orders paid after the member's latest upgrade, counted in
+        the order they are recorded (every order paid since counts, boosted or not)."""
+        upgrade = self.upgrades.get(member_id)
+        if upgrade is None or paid_at < upgrade[0]:
+            return earned
+        orders_before = upgrade[1]
+        upgrade[1] += 1
+        if rule is None or not is_after_upgrade(rule, upgrade[0], paid_at):
+            return earned
+        return after_upgrade_growth(earned, rule, orders_before)
 
     def _cap(self, member_id: int, day: date, earned: OrderGrowth, cap: int | None) -> OrderGrowth:
         if cap is None:

@@ -10,7 +10,7 @@ import hashlib
 import importlib.resources
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,8 @@ from django.db import transaction
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.documents import from_json, from_yaml, to_json
-from loyalty.domain.errors import Conflict, InvalidInput, NotFound
+from loyalty.domain.errors import Conflict, InvalidInput, NotFound, Refused
+from loyalty.domain.notice import tightenings
 from loyalty.domain.periods import require_aware
 from loyalty.domain.rules import Ruleset, parse_ruleset
 from loyalty.store import sql
@@ -53,14 +54,20 @@ def validate(document: dict[str, Any]) -> Ruleset:
 
 
 def publish(document: dict[str, Any], *, effective_from: datetime, actor: str, reason: str = "",
-            clock: Clock = system_clock) -> RulesetVersion:
+            force: bool = False, clock: Clock = system_clock) -> RulesetVersion:
     """Store a validated document as the next version. Publishing the same document with the
     same start and reason again returns the existing version (idempotent); with another reason it
     is a Conflict (`exists_with_different_payload`), as a replay with a different payload is for
     every idempotent write. The actor is not part of the request: it is who sent it (a retry may
-    come from another key or login, as for adjustments), and the version keeps the first one."""
+    come from another key or login, as for adjustments), and the version keeps the first one.
+
+    A version that tightens the tiers of the one in force at its start (`domain.notice`) must
+    start at least `publishing.notice_days` from now (the longer of the two versions' notice), or
+    is Refused (`notice_period`); an operator may `force` it, giving the reason."""
     ruleset = parse_ruleset(document)
     require_aware(effective_from, "effective_from")
+    if force and not reason.strip():
+        raise InvalidInput("forcing a publication inside the notice period needs a reason", field="reason")
     canonical = to_json(document)
     checksum = hashlib.sha256(canonical.encode()).hexdigest()
     with transaction.atomic():
@@ -76,10 +83,27 @@ def publish(document: dict[str, Any], *, effective_from: datetime, actor: str, r
             raise InvalidInput(
                 f"effective_from must not precede the latest version's ({latest.effective_from.isoformat()})",
                 field="effective_from")
+        if latest and not force:
+            # The latest version is the one in force at `effective_from`: no version may start earlier.
+            _check_notice(parse_ruleset(from_json(latest.document)), ruleset, latest.version, effective_from,
+                          clock.now())
         return RulesetVersion.objects.create(
             version=(latest.version + 1) if latest else 1, name=ruleset.name, document=canonical,
             checksum=checksum, effective_from=effective_from, published_at=clock.now(),
             published_by=actor, reason=reason)
+
+
+def _check_notice(in_force: Ruleset, ruleset: Ruleset, version: int, effective_from: datetime,
+                  now: datetime) -> None:
+    found = tightenings(in_force, ruleset)
+    notice_days = max(in_force.notice_days, ruleset.notice_days)
+    earliest = now + timedelta(days=notice_days)
+    if found and effective_from < earliest:
+        raise Refused(
+            f"this version makes tiers harder than version {version} ({'; '.join(found)}): it needs "
+            f"{notice_days} days' notice, so it may start at {earliest.isoformat()} at the earliest "
+            "(or be forced by an operator with a reason)",
+            field="effective_from", code="notice_period")
 
 
 class Rulebook:

@@ -1,15 +1,18 @@
 """Tier evaluation over every member (or some), at an `as_of` such as the 1st at 00:00.
 
-Window metrics come from a few GROUP BY queries; each member's decision comes from the pure
-engine. Re-running for the same `as_of` changes nothing: a member already moved has nothing
-left to decide, and each change's key is unique per member and evaluation time. Every change
-row emits one `member.tier_changed` webhook event, keyed alike, in the same transaction.
+`evaluate_tiers` runs one statement compiled from the ruleset's conditions (`store.tier_sql`):
+the database computes every member's window metrics, earned tier and decision, and only the
+members whose tier changes come back. `evaluate_tiers_python` is the reference it is checked
+against: window metrics from a few GROUP BY queries, each member's decision from the pure engine.
+Re-running for the same `as_of` changes nothing: a member already moved has nothing left to
+decide, and each change's key is unique per member and evaluation time. Every change row emits
+one `member.tier_changed` webhook event, keyed alike, in the same transaction.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -20,15 +23,17 @@ from loyalty.clock import Clock, system_clock
 from loyalty.domain.conditions import Facts, MetricKey
 from loyalty.domain.periods import Window
 from loyalty.domain.rules import Ruleset
-from loyalty.domain.tiers import Standing, TierDecision, earned_tier, evaluate, needed_metrics, with_score
+from loyalty.domain.tiers import Standing, earned_tier, evaluate, needed_metrics, with_score
 from loyalty.services import rulesets
-from loyalty.services.outbox import LOOKUP_CHUNK, Emission, emit_many
-from loyalty.store import queries
-from loyalty.store.bulk import insert_rows, update_rows
+from loyalty.services.outbox import Emission, emit_many
+from loyalty.store import queries, tier_sql
+from loyalty.store.bulk import insert_rows
 from loyalty.store.models import Member, TierChange
+from loyalty.store.tier_sql import TierMove
 
 CHANGE_FIELDS = ("member", "key", "from_tier", "to_tier", "reason", "changed_at", "expires_at", "ruleset_version")
 CHUNK = 20_000
+MEMBERS_PER_UPDATE = 5_000  # ids in one `IN (...)`, far under every backend's limit on parameters
 
 
 @dataclass
@@ -106,22 +111,51 @@ def _population(ruleset: Ruleset, as_of: datetime, facts: dict[int, dict[MetricK
 
 
 def evaluate_tiers(as_of: datetime, *, clock: Clock = system_clock, member_ids: Sequence[int] | None = None,
-                   dry_run: bool = False, upgrades_only: bool = False) -> EvaluationSummary:
-    """Evaluate members at `as_of` under the ruleset in force then; writes changes unless dry_run."""
+                   dry_run: bool = False, upgrades_only: bool = False, id_range: tuple[int, int] | None = None
+                   ) -> EvaluationSummary:
+    """Evaluate members at `as_of` under the ruleset in force then; writes changes unless dry_run.
+    `member_ids` and `id_range` (lo <= id < hi, one parallel worker's share) narrow the members."""
+    active = rulesets.in_force(as_of)
+    scope = tier_sql.Scope(None if member_ids is None else tuple(member_ids), id_range)
+    before = tier_sql.tier_counts(scope)
+    moves = tier_sql.decide(active.ruleset, as_of, scope, upgrades_only=upgrades_only)
+    if moves is None:  # a score the statement cannot compare exactly: member by member
+        return evaluate_tiers_python(as_of, clock=clock, member_ids=member_ids, dry_run=dry_run,
+                                     upgrades_only=upgrades_only, id_range=id_range)
+    summary = EvaluationSummary(as_of, active.version, members=sum(before.values()))
+    for _, _, decision in moves:
+        summary.changes[decision.reason] += 1
+        before[decision.from_code] -= 1
+        before[decision.to_code] += 1
+    summary.tiers = +before
+    if not dry_run:
+        _save(moves, as_of, active.version, clock)
+    return summary
+
+
+def evaluate_tiers_python(as_of: datetime, *, clock: Clock = system_clock, member_ids: Sequence[int] | None = None,
+                          dry_run: bool = False, upgrades_only: bool = False,
+                          id_range: tuple[int, int] | None = None) -> EvaluationSummary:
+    """The reference: every member's facts in Python and the engine's `evaluate` for each."""
     active = rulesets.in_force(as_of)
     ruleset = active.ruleset
-    facts = window_facts(ruleset, as_of, member_ids)
-    population = _population(ruleset, as_of, facts, partial=member_ids is not None)
-    members = Member.objects.order_by("id").values_list("id", "tier", "tier_expires_at", "invited")
+    members = Member.objects.order_by("id").values_list("id", "external_id", "tier", "tier_expires_at", "invited")
+    if id_range is not None:
+        members = members.filter(id__gte=id_range[0], id__lt=id_range[1])
+        if member_ids is None:
+            member_ids = list(Member.objects.filter(id__gte=id_range[0], id__lt=id_range[1])
+                              .values_list("id", flat=True))
     if member_ids is not None:
         members = members.filter(id__in=list(member_ids))
+    facts = window_facts(ruleset, as_of, member_ids)
+    population = _population(ruleset, as_of, facts, partial=member_ids is not None)
     summary = EvaluationSummary(as_of, active.version)
-    decisions: list[tuple[int, TierDecision]] = []
+    moves: list[TierMove] = []
     base = ruleset.base_tier.code
     # Members with no activity in the window, in the base tier for good, stay there when an idle
     # member earns the base tier: most of a large shop, decided without building their facts.
     idle_stays = earned_tier(ruleset, with_score(Facts({}, {"invited": False}), ruleset, population)).rank == 0
-    for member_id, tier, expires_at, invited in members.iterator(chunk_size=CHUNK):
+    for member_id, external_id, tier, expires_at, invited in members.iterator(chunk_size=CHUNK):
         summary.members += 1
         member_facts = facts.get(member_id)
         if idle_stays and member_facts is None and tier == base and expires_at is None and not invited:
@@ -132,36 +166,39 @@ def evaluate_tiers(as_of: datetime, *, clock: Clock = system_clock, member_ids: 
         summary.tiers[decision.to_code] += 1
         if decision.changed:
             summary.changes[decision.reason] += 1
-            decisions.append((member_id, decision))
+            moves.append(TierMove(member_id, external_id, decision))
     if not dry_run:
-        _save(decisions, as_of, active.version, clock)
+        _save(moves, as_of, active.version, clock)
     return summary
 
 
-def _save(decisions: Iterable[tuple[int, TierDecision]], as_of: datetime, version: int, clock: Clock) -> None:
-    decisions = list(decisions)
+def _save(moves: list[TierMove], as_of: datetime, version: int, clock: Clock) -> None:
     stamp = as_of.isoformat()
-    for start in range(0, len(decisions), CHUNK):
-        chunk = decisions[start:start + CHUNK]
+    for start in range(0, len(moves), CHUNK):
+        chunk = moves[start:start + CHUNK]
         with transaction.atomic():
             insert_rows(TierChange, CHANGE_FIELDS, [
                 (member_id, f"tier:{stamp}:{member_id}", d.from_code, d.to_code, d.reason, as_of, d.expires_at, version)
-                for member_id, d in chunk])
-            # The `tier = from` condition makes a concurrent change win instead of being overwritten.
-            update_rows(Member, ("tier", "tier_reached_at", "tier_expires_at"), ("id", "tier"),
-                        [(d.to_code, as_of, d.expires_at, member_id, d.from_code) for member_id, d in chunk])
+                for member_id, _, d in chunk])
+            _move_members(chunk, as_of)
             # Each tier-change row is heard by the platform: its event commits with it, keyed alike.
             emit_many(_tier_events(chunk, stamp, as_of, version, clock.now()))
 
 
-def _tier_events(chunk: list[tuple[int, TierDecision]], stamp: str, as_of: datetime, version: int,
-                 now: datetime) -> list[Emission]:
-    member_ids = [member_id for member_id, _ in chunk]
-    external: dict[int, str] = {}
-    for start in range(0, len(member_ids), LOOKUP_CHUNK):
-        external.update(Member.objects.filter(id__in=member_ids[start:start + LOOKUP_CHUNK])
-                        .values_list("id", "external_id"))
+def _move_members(chunk: list[TierMove], as_of: datetime) -> None:
+    """One UPDATE per (from, to, expiry) and MEMBERS_PER_UPDATE members: a month's changes share
+    a few of those. The `tier = from` condition makes a concurrent change win instead of being overwritten."""
+    groups: dict[tuple[str, str, datetime | None], list[int]] = defaultdict(list)
+    for member_id, _, d in chunk:
+        groups[(d.from_code, d.to_code, d.expires_at)].append(member_id)
+    for (from_code, to_code, expires_at), ids in groups.items():
+        for start in range(0, len(ids), MEMBERS_PER_UPDATE):
+            Member.objects.filter(id__in=ids[start:start + MEMBERS_PER_UPDATE], tier=from_code).update(
+                tier=to_code, tier_reached_at=as_of, tier_expires_at=expires_at)
+
+
+def _tier_events(chunk: list[TierMove], stamp: str, as_of: datetime, version: int, now: datetime) -> list[Emission]:
     return [Emission(member_id, "member.tier_changed", f"tier:{stamp}:{member_id}", {
-        "member": external[member_id], "from_tier": d.from_code, "to_tier": d.to_code, "reason": d.reason,
+        "member": external_id, "from_tier": d.from_code, "to_tier": d.to_code, "reason": d.reason,
         "changed_at": as_of, "expires_at": d.expires_at, "ruleset_version": version,
-    }, now) for member_id, d in chunk]
+    }, now) for member_id, external_id, d in chunk]

@@ -259,7 +259,7 @@ class ApiKey(models.Model):
 
 
 WEBHOOK_EVENTS = ("member.tier_changed", "member.downgrade_warning", "coupon.issued", "points.expiring",
-                  "points.adjusted")
+                  "points.adjusted", "member.sprint_notice")
 
 
 class WebhookEndpoint(models.Model):

@@ -15,18 +15,21 @@ from typing import Any
 from django.db import connection
 
 from loyalty.store import raw
-from loyalty.store.models import ApiKey, LedgerEntry, Member, Order, PointsLot, RulesetVersion
+from loyalty.store.models import ApiKey, LedgerEntry, Member, Order, PointsLot, RulesetVersion, TierChange
 
 
 @dataclass(slots=True)
 class MemberRow:
-    """The columns a posting needs; `points_debt` moves as awards pay debts within a batch."""
+    """The columns a posting needs; `points_debt` moves as awards pay debts within a batch. The
+    tier and when it was reached tell whether the member was upgraded recently."""
 
     id: int
     external_id: str
     birthday: date | None
     points_debt: int
     growth_balance: int
+    tier: str
+    tier_reached_at: datetime | None
 
 
 def _as_date(value: Any) -> date | None:
@@ -44,12 +47,13 @@ def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 def lock_members_query(external_ids: Sequence[str]) -> raw.Query:
     """SELECT … FOR UPDATE (where the database has it) in primary-key order: no deadlocks."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    return (f"SELECT id, external_id, birthday, points_debt, growth_balance FROM {Member._meta.db_table} "
+    return (f"SELECT id, external_id, birthday, points_debt, growth_balance, tier, tier_reached_at "
+            f"FROM {Member._meta.db_table} "
             f"WHERE external_id IN ({_marks(len(external_ids))}) ORDER BY id{lock}", external_ids)
 
 
 def member_rows(rows: Sequence[tuple[Any, ...]]) -> list[MemberRow]:
-    return [MemberRow(int(i), e, _as_date(b), int(d), int(g)) for i, e, b, d, g in rows]
+    return [MemberRow(int(i), e, _as_date(b), int(d), int(g), t, raw.read_datetime(r)) for i, e, b, d, g, t, r in rows]
 
 
 def lock_members(external_ids: Sequence[str]) -> list[MemberRow]:
@@ -78,6 +82,20 @@ def order_batch_reads(external_ids: Sequence[str], order_ids: Sequence[str]
     stamp, members, replays = raw.fetch_all([STAMP_QUERY, lock_members_query(external_ids),
                                              recorded_orders_query(order_ids)])
     return tuple(tuple(row) for row in stamp), member_rows(members), replays
+
+
+def orders_since_upgrade(member_ids: Sequence[int]) -> dict[int, int]:
+    """Of these members, those whose tier was reached by an upgrade (the tier change at their
+    `tier_reached_at` is one), with how many of their recorded orders were paid since. Asked by
+    an order batch only for members upgraded recently, under a ruleset that rewards it."""
+    if not member_ids:
+        return {}
+    members, changes, orders = Member._meta.db_table, TierChange._meta.db_table, Order._meta.db_table
+    rows = _rows(f"SELECT m.id, (SELECT COUNT(*) FROM {orders} o WHERE o.member_id = m.id "
+                 f"AND o.paid_at >= m.tier_reached_at) FROM {members} m WHERE m.id IN ({_marks(len(member_ids))}) "
+                 f"AND EXISTS (SELECT 1 FROM {changes} c WHERE c.member_id = m.id "
+                 f"AND c.changed_at = m.tier_reached_at AND c.reason = 'upgrade')", list(member_ids))
+    return {int(member_id): int(count) for member_id, count in rows}
 
 
 # --- a member's status page: read on every visit, so a few plain statements -------------------

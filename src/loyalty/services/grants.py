@@ -1,0 +1,361 @@
+"""Periodic grants and notices: monthly tier benefits, birthday gifts, a recall before a tier
+drops, the month-end sprint, and expiring-points notices. Each job is
+`run(due_at, *, clock, dry_run) -> counts`, for one due moment (00:00 local).
+
+Set-based: members are read a chunk at a time in id order, decided by `domain.grants`, and
+written with bulk inserts; each chunk commits in one transaction with its outbox events.
+Idempotent: every coupon has a UNIQUE key per member and period and every event a UNIQUE
+outbox key, and what already exists is skipped, so a re-run, or a run after a crash that rolled
+one chunk back, issues only what is missing. Rows depend only on the due moment, the ruleset in
+force then and the members' state (codes come from keys, `issued_at` is the due moment), so a
+crashed and re-run job writes the rows an uninterrupted run writes (the `clock` every job
+takes is not read here for that reason). Only members registered by the due moment take part.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from functools import reduce
+from operator import or_
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet, Sum
+
+from loyalty.clock import Clock, system_clock
+from loyalty.domain.conditions import AMOUNT_METRICS, Facts, MetricKey
+from loyalty.domain.grants import (
+    CouponDraft,
+    add_days_at,
+    birthday_gifts,
+    birthdays_on,
+    coupon_code,
+    month_of,
+    monthly_coupons,
+    recall_coupon,
+    sprint_coupon,
+    sprint_is_on,
+    sprint_target,
+)
+from loyalty.domain.money import format_fen
+from loyalty.domain.periods import local_date
+from loyalty.domain.rules import Ruleset, Sprint, Tier
+from loyalty.domain.tiers import Gap, Standing, evaluate, gaps, with_score
+from loyalty.services import rulesets
+from loyalty.services.outbox import LOOKUP_CHUNK, Emission, emit_many, stored_key
+from loyalty.services.tiers import window_facts
+from loyalty.store import raw
+from loyalty.store.bulk import insert_rows
+from loyalty.store.models import Coupon, Member, OutboxEvent, PointsLot
+
+CHUNK = 5_000
+COUPON_FIELDS = ("member", "code", "key", "kind", "value_fen", "min_spend_fen", "issued_at", "valid_from",
+                 "valid_until", "order_id", "ruleset_version")
+Counts = dict[str, int]
+MemberFacts = Mapping[int, Mapping[MetricKey, int | Decimal]]
+
+
+@dataclass
+class Award:
+    """What one member receives from one run: coupons (announced as `coupon.issued`) and
+    perhaps a notice event (type, data); both events carry `key`, the grant's name."""
+
+    member_id: int
+    external_id: str
+    reason: str
+    key: str
+    coupons: list[CouponDraft]
+    notice: tuple[str, dict[str, Any]] | None = None
+
+
+@dataclass
+class _Run:
+    """One job run for one due moment. Counts are the due moment's effect as the database holds
+    it afterwards (grants first issued at this due moment), so a resumed run, a re-run and a dry
+    run all answer what an uninterrupted run would."""
+
+    due_at: datetime
+    version: int
+    dry_run: bool
+    counts: Counter[str] = field(default_factory=lambda: Counter(members=0, coupons=0, events=0))
+
+    def issue(self, awards: list[Award]) -> None:
+        """One chunk: the coupons and events not there yet, in one transaction. A grant's coupons
+        and events commit together, so its coupons tell whether its events were written: only
+        the notices that come without coupons are looked up in the outbox."""
+        awards = [a for a in awards if a.coupons or a.notice]
+        if not awards:
+            return
+        codes = {c.key: coupon_code(c.key, settings.SECRET_KEY.encode()) for a in awards for c in a.coupons}
+        if self.dry_run:
+            self._count(awards, self._written_at(awards, codes))
+            return
+        with transaction.atomic():
+            written = self._written_at(awards, codes)
+            insert_rows(Coupon, COUPON_FIELDS, [
+                (a.member_id, codes[c.key], c.key, c.kind, c.value_fen, c.min_spend_fen, self.due_at, c.valid_from,
+                 c.valid_until, "", self.version)
+                for a in awards for c in a.coupons if c.key not in written])
+            emit_many(e for a in awards if _first(a, written) is None for e in self._events(a, codes))
+        self._count(awards, written)
+
+    def _events(self, award: Award, codes: Mapping[str, str]) -> Iterator[Emission]:
+        """`coupon.issued` for the coupons, and the notice; recorded at the due moment, so that a
+        re-run writes the same rows."""
+        shown = _coupons_data(award.coupons, codes)
+        if shown:
+            yield Emission(award.member_id, "coupon.issued", award.key,
+                           {"member": award.external_id, "reason": award.reason, **shown}, self.due_at)
+        if award.notice is not None:
+            kind, data = award.notice
+            yield Emission(award.member_id, kind, award.key, {"member": award.external_id, **data, **shown},
+                           self.due_at)
+
+    @staticmethod
+    def _written_at(awards: list[Award], codes: Mapping[str, str]) -> dict[str, datetime]:
+        """When what is already written was: coupons by key (`issued_at`), and the notices that
+        come without coupons by outbox key (`created_at`)."""
+        notices = [stored_key(a.notice[0], a.key) for a in awards if a.notice and not a.coupons]
+        return {**_written(Coupon, "issued_at", list(codes)), **_written(OutboxEvent, "created_at", notices)}
+
+    def _count(self, awards: list[Award], written: Mapping[str, datetime]) -> None:
+        """Count the grants of this due moment: written now, or by an earlier attempt at it."""
+        for a in awards:
+            first = _first(a, written) or self.due_at
+            if first == self.due_at:
+                self.counts["members"] += 1
+                self.counts["events"] += bool(a.coupons) + bool(a.notice)
+            self.counts["coupons"] += sum(1 for c in a.coupons if written.get(c.key, self.due_at) == self.due_at)
+
+    def result(self) -> Counts:
+        return dict(self.counts)
+
+
+def _first(award: Award, written: Mapping[str, datetime]) -> datetime | None:
+    """When the grant was first written (its earliest coupon, or its notice), or None: not yet."""
+    if award.coupons:
+        return min((written[c.key] for c in award.coupons if c.key in written), default=None)
+    assert award.notice is not None
+    return written.get(stored_key(award.notice[0], award.key))
+
+
+def _start(due_at: datetime, dry_run: bool) -> tuple[Ruleset, _Run]:
+    active = rulesets.in_force(due_at)
+    return active.ruleset, _Run(due_at, active.version, dry_run)
+
+
+def monthly_benefits(due_at: datetime, *, clock: Clock = system_clock, dry_run: bool = False,
+                     chunk: int = CHUNK) -> Counts:
+    """The 1st at 00:00 local: each member's tier's monthly coupons and free deliveries (not an
+    unlimited free delivery: checkout reads that from the tier), valid to the month's end."""
+    ruleset, run = _start(due_at, dry_run)
+    month = month_of(due_at, ruleset.timezone)
+    entitled = [code for code, benefits in ruleset.benefits.items() if monthly_coupons(benefits, month, 0)]
+    for rows in _members(_registered(due_at).filter(tier__in=entitled), ("external_id", "tier"), chunk):
+        run.issue([Award(m, external_id, "monthly", f"monthly:{month.label}:{m}",
+                         monthly_coupons(ruleset.benefits[tier], month, m)) for m, external_id, tier in rows])
+    return run.result()
+
+
+def birthday(due_at: datetime, *, clock: Clock = system_clock, dry_run: bool = False, chunk: int = CHUNK) -> Counts:
+    """Daily at 00:00 local: the birthday coupon, and the birthday pack for tiers that have it,
+    once per member per year. 29 February birthdays are kept on 28 February in common years."""
+    ruleset, run = _start(due_at, dry_run)
+    zone, offer = ruleset.timezone, ruleset.operations.birthday_coupon
+    day = local_date(due_at, zone)
+    packs = {code for code, benefits in ruleset.benefits.items() if "birthday_pack" in benefits.flags}
+    born = reduce(or_, (Q(birthday__month=month, birthday__day=dom) for month, dom in birthdays_on(day)))
+    query = _registered(due_at).filter(born)
+    if offer is None:
+        query = query.filter(tier__in=packs)
+    for rows in _members(query, ("external_id", "tier"), chunk):
+        run.issue([Award(m, external_id, "birthday", f"birthday:{day.year}:{m}",
+                         birthday_gifts(offer, tier in packs, day, zone, m)) for m, external_id, tier in rows])
+    return run.result()
+
+
+def downgrade_warnings(due_at: datetime, *, clock: Clock = system_clock, dry_run: bool = False,
+                       chunk: int = CHUNK) -> Counts:
+    """Daily: members whose tier expires within `recall.days_before_drop` days and whose window,
+    as it will stand at expiry if nothing more happens, would not keep the tier, get one
+    `member.downgrade_warning` and the recall coupon, once per member per expiry."""
+    ruleset, run = _start(due_at, dry_run)
+    recall, zone = ruleset.operations.recall, ruleset.timezone
+    if recall is None:
+        return run.result()
+    book = rulesets.rulebook()
+    populations: dict[datetime, dict[str, list[int | Decimal]] | None] = {}
+    query = _registered(due_at).filter(tier_expires_at__gt=due_at,
+                                       tier_expires_at__lte=add_days_at(due_at, recall.days_before_drop, zone))
+    for rows in _members(query, ("external_id", "tier", "tier_expires_at", "invited"), chunk):
+        by_expiry: dict[datetime, list[tuple[Any, ...]]] = defaultdict(list)
+        for row in rows:
+            by_expiry[row[3]].append(row)
+        awards = []
+        for expires_at, members in by_expiry.items():
+            then = book.in_force(expires_at).ruleset  # the rules that will judge the member at expiry
+            facts = window_facts(then, expires_at, [row[0] for row in members])
+            if expires_at not in populations:
+                populations[expires_at] = _population(then, expires_at)
+            population = populations[expires_at]
+            for m, external_id, tier, _, invited in members:
+                scored = with_score(Facts(facts.get(m, {}), {"invited": invited}), then, population)
+                decision = evaluate(then, Standing(tier, expires_at), scored, expires_at)
+                if decision.reason != "downgrade":
+                    continue
+                coupon = recall_coupon(recall.coupon, due_at, expires_at, zone, m)
+                awards.append(Award(m, external_id, "recall", f"recall:{local_date(expires_at, zone)}:{m}",
+                                    [coupon] if coupon else [], ("member.downgrade_warning", {
+                                        "tier": tier, "drops_to": decision.to_code, "expires_at": expires_at})))
+        run.issue(awards)
+    return run.result()
+
+
+def sprint(due_at: datetime, *, clock: Clock = system_clock, dry_run: bool = False, chunk: int = CHUNK) -> Counts:
+    """Daily; on the sprint days (`operations.sprint.days_of_month`, local) members within
+    `within_percent` of their next tier get a `member.sprint_notice` and the sprint coupon,
+    once per member per month. Other days it does nothing."""
+    ruleset, run = _start(due_at, dry_run)
+    rule, zone = ruleset.operations.sprint, ruleset.timezone
+    if rule is None or not sprint_is_on(local_date(due_at, zone), rule):
+        return run.result()
+    month = month_of(due_at, zone)
+    facts = window_facts(ruleset, due_at)
+    population = _population(ruleset, due_at, facts)
+    idle: dict[tuple[str, bool], tuple[Tier, list[Gap]] | None] = {}  # most members: nothing in the window
+    query = _registered(due_at).exclude(tier=ruleset.tiers[-1].code)
+    for rows in _members(query, ("external_id", "tier", "invited"), chunk):
+        awards = []
+        for m, external_id, tier, invited in rows:
+            if m in facts:
+                near = _near(ruleset, rule, tier, Facts(facts[m], {"invited": invited}), population)
+            else:
+                if (tier, invited) not in idle:
+                    idle[tier, invited] = _near(ruleset, rule, tier, Facts({}, {"invited": invited}), population)
+                near = idle[tier, invited]
+            if near is None:
+                continue
+            coupon = sprint_coupon(rule.coupon, month, due_at, zone, m)
+            awards.append(Award(m, external_id, "sprint", f"sprint:{month.label}:{m}", [coupon] if coupon else [], (
+                "member.sprint_notice", {"tier": tier, "next_tier": near[0].code,
+                                         "gaps": [_gap_data(gap) for gap in near[1]]})))
+        run.issue(awards)
+    return run.result()
+
+
+def points_expiring(due_at: datetime, *, clock: Clock = system_clock, dry_run: bool = False,
+                    chunk: int = CHUNK) -> Counts:
+    """Daily: one `points.expiring` per member and local expiry date, for lots holding points
+    that expire within `operations.points_expiring.days_before` days (0: no notices)."""
+    ruleset, run = _start(due_at, dry_run)
+    days, zone = ruleset.operations.expiring_notice_days, ruleset.timezone
+    if days == 0:
+        return run.result()
+    lots = PointsLot.objects.filter(remaining__gt=0, expires_at__gt=due_at,
+                                    expires_at__lte=add_days_at(due_at, days, zone))
+    last = 0
+    while True:  # by member id ranges: lots are indexed by (member_id, remaining)
+        first = lots.filter(member_id__gt=last).order_by("member_id").values_list("member_id", flat=True).first()
+        if first is None:
+            return run.result()
+        last = first + chunk - 1
+        rows = (lots.filter(member_id__gte=first, member_id__lte=last).order_by()
+                .values_list("member_id", "member__external_id", "expires_at").annotate(points=Sum("remaining")))
+        run.issue(_expiry_notices(rows, zone))
+
+
+def _expiry_notices(rows: Iterable[tuple[int, str, datetime, int]], zone: ZoneInfo) -> list[Award]:
+    """One notice per member and local expiry date: the points it loses, and the first instant."""
+    found: dict[tuple[int, date], list[Any]] = {}
+    for member_id, external_id, expires_at, points in sorted(rows, key=lambda row: (row[0], row[2])):
+        day = local_date(expires_at, zone)
+        if (member_id, day) in found:
+            found[member_id, day][1] += int(points)
+        else:
+            found[member_id, day] = [external_id, int(points), expires_at]
+    return [Award(member_id, external_id, "expiring", f"expiring:{day}:{member_id}", [], (
+        "points.expiring", {"points": points, "expires_at": expires_at, "expires_on": day}))
+        for (member_id, day), (external_id, points, expires_at) in found.items()]
+
+
+def _registered(due_at: datetime) -> QuerySet[Member]:
+    return Member.objects.filter(registered_at__lte=due_at)
+
+
+def _members(query: QuerySet[Member], fields: tuple[str, ...], chunk: int) -> Iterator[list[tuple[Any, ...]]]:
+    """(id, *fields) rows a chunk at a time, in id order (keyset: each chunk is one indexed read)."""
+    last = 0
+    while True:
+        rows = list(query.filter(id__gt=last).order_by("id").values_list("id", *fields)[:chunk])
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def _written(model: type[Coupon] | type[OutboxEvent], at: str, keys: list[str]) -> dict[str, datetime]:
+    """key -> `at` of the rows already written under these keys: UNIQUE-index lookups, in plain
+    SQL because building the ORM's `IN (...)` costs more than running it, a million keys a run."""
+    db = raw.database()
+    key = db.ops.quote_name("key")  # a reserved word in MariaDB
+    found: dict[str, datetime] = {}
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        part = keys[start:start + LOOKUP_CHUNK]
+        marks = ", ".join(["%s"] * len(part))
+        rows = raw.fetch(f"SELECT {key}, {at} FROM {model._meta.db_table} WHERE {key} IN ({marks})", part, db)
+        for value, moment in rows:
+            written = raw.read_datetime(moment)
+            assert written is not None  # NOT NULL columns
+            found[value] = written
+    return found
+
+
+def _near(ruleset: Ruleset, rule: Sprint, tier: str, facts: Facts,
+          population: Mapping[str, list[int | Decimal]] | None) -> tuple[Tier, list[Gap]] | None:
+    scored = with_score(facts, ruleset, population)
+    target = sprint_target(ruleset, tier, scored, rule)
+    return None if target is None else (target, gaps(target, scored, ruleset))
+
+
+def _population(ruleset: Ruleset, as_of: datetime, facts: MemberFacts | None = None
+                ) -> dict[str, list[int | Decimal]] | None:
+    """Percentile ranks place a member among everyone: every member's value, zeros included."""
+    if ruleset.score is None or ruleset.score.normalise != "percentile":
+        return None
+    everyone = window_facts(ruleset, as_of) if facts is None else facts
+    idle: list[int | Decimal] = [0] * (Member.objects.count() - len(everyone))
+    key = ruleset.evaluation.window.key
+    return {metric: sorted([row.get((metric, key), 0) for row in everyone.values()] + idle)
+            for metric in ruleset.score.weights}
+
+
+def _coupons_data(coupons: list[CouponDraft], codes: Mapping[str, str]) -> dict[str, Any]:
+    """A grant's coupons as its events show them, their shared validity once (events are written
+    by the million: every field costs)."""
+    if not coupons:
+        return {}
+    first = coupons[0]
+    if any((c.valid_from, c.valid_until) != (first.valid_from, first.valid_until) for c in coupons):
+        raise ValueError(f"the coupons of grant {first.key} do not share one validity")
+    return {"valid_from": first.valid_from, "valid_until": first.valid_until, "coupons": [
+        {"code": codes[c.key], "kind": c.kind, "value": format_fen(c.value_fen),
+         "min_spend": format_fen(c.min_spend_fen)} for c in coupons]}
+
+
+def _gap_data(gap: Gap) -> dict[str, Any]:
+    """What is missing, in the document's units: amounts in yuan (decimal strings)."""
+    if gap.metric in AMOUNT_METRICS:
+        return {"metric": gap.metric, "window": gap.window, "needed": format_fen(int(gap.needed)),
+                "current": format_fen(int(gap.current))}
+    return {"metric": gap.metric, "window": gap.window, "needed": _plain_number(gap.needed),
+            "current": _plain_number(gap.current)}
+
+
+def _plain_number(value: Decimal) -> int | Decimal:
+    return int(value) if value == value.to_integral_value() else value
