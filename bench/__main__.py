@@ -15,7 +15,8 @@ from pathlib import Path
 
 from bench.harness import RESULT_PREFIX, SKIP_PREFIX
 
-BENCHMARKS = ("record_order", "ingest", "cdnow", "tiers", "pg_record_order", "pg_ingest", "mariadb", "api_load", "lifecycle")
+BENCHMARKS = ("record_order", "ingest", "cdnow", "tiers", "pg_record_order", "pg_ingest", "mariadb", "api_load",
+              "lifecycle")
 ROOT = Path(__file__).resolve().parent.parent
 
 

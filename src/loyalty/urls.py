@@ -10,7 +10,7 @@ from django.urls import path, re_path
 from django.views.decorators.http import require_safe
 
 import loyalty.admin  # noqa: F401  (registers the operators' console)
-from loyalty.api import api
+from loyalty.api import api, hot
 from loyalty.api.errors import API_PREFIX
 
 
@@ -31,6 +31,8 @@ STATIC_ROUTE = rf"^{re.escape(settings.STATIC_URL.lstrip('/'))}(?P<path>.+)$"
 
 urlpatterns = [
     path("healthz", healthz),
+    # The member center's status read, before Ninja's routes: see loyalty.api.hot.
+    path(f"{API_PREFIX.lstrip('/')}members/<str:external_id>", hot.member_status),
     path(API_PREFIX.lstrip("/"), api.urls),
     path("admin/", admin.site.urls),
     re_path(STATIC_ROUTE, serve_static, {"insecure": True}),

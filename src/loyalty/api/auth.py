@@ -85,6 +85,14 @@ class Bearer(HttpBearer):
         super().__init__()
         self.scope, self.members = scope, members
 
+    def __call__(self, request: HttpRequest) -> Caller | None:
+        # As HttpBearer does, but from the WSGI environ: `request.headers` builds a dict of every
+        # header on each request, and this runs on every API call.
+        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        return self.authenticate(request, token)
+
     def authenticate(self, request: HttpRequest, token: str) -> Caller | None:
         if token.startswith(MEMBER_TOKEN_PREFIX):
             # Who first (401 for a forged or expired token), then what it may do (403).

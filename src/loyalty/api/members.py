@@ -13,7 +13,7 @@ from pydantic import Field
 
 from loyalty.api.auth import Bearer, caller, issue_member_token, own_member
 from loyalty.api.errors import ApiError
-from loyalty.api.replies import ERRORS, replayed
+from loyalty.api.replies import ERRORS, rendered, replayed
 from loyalty.api.schemas import (
     AdjustmentIn,
     AdjustmentOut,
@@ -73,12 +73,13 @@ def register(request: HttpRequest, payload: MemberIn, response: HttpResponse) ->
 @router.get("/members/{external_id}", response={200: StatusOut, **ERRORS},
             auth=Bearer("members:read", members=True),
             summary="A member's tier, expiry, balances and progress to the next tier")
-def status(request: HttpRequest, external_id: MemberPath) -> StatusOut:
+def status(request: HttpRequest, external_id: MemberPath) -> HttpResponse:
     own_member(request, external_id)
     seen = member_status(external_id)
     # One dict validated at once (in pydantic's Rust core) rather than a dozen objects built one by
-    # one: this is the member center's every page view.
-    return StatusOut.model_validate({
+    # one, and rendered here rather than validated again by Ninja: this is the member center's
+    # every page view.
+    return rendered(StatusOut.model_validate({
         "external_id": seen.external_id, "tier": {"code": seen.tier.code, "name": seen.tier.name},
         "tier_expires_at": seen.tier_expires_at, "growth_balance": seen.growth_balance,
         "points_balance": seen.points_balance, "points_spendable": seen.points_spendable,
@@ -86,7 +87,7 @@ def status(request: HttpRequest, external_id: MemberPath) -> StatusOut:
         "next_tier": {"code": seen.next_tier.code, "name": seen.next_tier.name} if seen.next_tier else None,
         "progress": [_gap(gap) for gap in seen.gaps],
         "recent": [{"id": e.id, "ledger": e.ledger, "delta": e.delta, "source": e.source, "reference": e.reference,
-                    "occurred_at": e.occurred_at} for e in seen.recent]})
+                    "occurred_at": e.occurred_at} for e in seen.recent]}))
 
 
 class LedgerQuery(Schema):

@@ -14,13 +14,12 @@ from loyalty.clock import Clock, system_clock
 from loyalty.domain.conditions import Facts
 from loyalty.domain.errors import InvalidInput, NotFound
 from loyalty.domain.events import text_id
-from loyalty.domain.points import spendable_balance
 from loyalty.domain.rules import Tier
 from loyalty.domain.tiers import Gap, gaps, next_tier, with_score
 from loyalty.services import rulesets
-from loyalty.services.ledger import check_replay, live_lots, payload_hash
+from loyalty.services.ledger import check_replay, payload_hash
 from loyalty.services.tiers import window_facts
-from loyalty.store import sql
+from loyalty.store import raw, sql
 from loyalty.store.bulk import insert_rows
 from loyalty.store.models import Member
 
@@ -129,11 +128,16 @@ class MemberStatus:
 
 
 def member_status(external_id: str, *, clock: Clock = system_clock, entries: int = 10) -> MemberStatus:
-    """Read on every visit to the member center: plain statements (`store.sql`), no ORM."""
-    member = sql.member_for_status(external_id)
+    """Read on every visit to the member center: plain statements (`store.sql`), no ORM, in one
+    read snapshot, so balances, lots and entries agree with one another."""
+    with raw.snapshot():
+        return _status(external_id, clock.now(), entries)
+
+
+def _status(external_id: str, now: datetime, entries: int) -> MemberStatus:
+    member = sql.member_for_status(external_id, now)
     if member is None:
         raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
-    now = clock.now()
     ruleset = rulesets.in_force(now).ruleset
     facts = Facts(window_facts(ruleset, now, [member.id]).get(member.id, {}), {"invited": member.invited})
     facts = with_score(facts, ruleset)
@@ -141,6 +145,6 @@ def member_status(external_id: str, *, clock: Clock = system_clock, entries: int
     return MemberStatus(
         external_id=member.external_id, tier=ruleset.tier(member.tier), tier_expires_at=member.tier_expires_at,
         growth_balance=member.growth_balance, points_balance=member.points_balance,
-        points_spendable=spendable_balance(live_lots(member.id, now), now), points_debt=member.points_debt,
+        points_spendable=member.points_spendable, points_debt=member.points_debt,
         next_tier=upcoming, gaps=gaps(upcoming, facts, ruleset) if upcoming else [],
         recent=[EntryView(*row) for row in sql.latest_entries(member.id, entries)])

@@ -110,15 +110,22 @@ class StatusRow:
     growth_balance: int
     points_balance: int
     points_debt: int
+    points_spendable: int
 
 
-def member_for_status(external_id: str) -> StatusRow | None:
+def member_for_status(external_id: str, as_of: datetime) -> StatusRow | None:
+    """The member's row and, in the same statement, what `points.spendable_balance` would sum over
+    their lots: live (points left, not expired) and available at `as_of`."""
+    moment = raw.datetime_param(as_of)
     rows = _rows(f"SELECT id, external_id, tier, tier_expires_at, invited, growth_balance, points_balance, "
-                 f"points_debt FROM {Member._meta.db_table} WHERE external_id = %s", [external_id])
+                 f"points_debt, (SELECT COALESCE(SUM(remaining), 0) FROM {PointsLot._meta.db_table} "
+                 f"WHERE member_id = m.id AND remaining > 0 AND available_at <= %s "
+                 f"AND (expires_at IS NULL OR expires_at > %s)) "
+                 f"FROM {Member._meta.db_table} m WHERE external_id = %s", [moment, moment, external_id])
     if not rows:
         return None
-    i, e, t, expires, invited, g, p, d = rows[0]
-    return StatusRow(int(i), e, t, raw.read_datetime(expires), bool(invited), int(g), int(p), int(d))
+    i, e, t, expires, invited, g, p, d, spendable = rows[0]
+    return StatusRow(int(i), e, t, raw.read_datetime(expires), bool(invited), int(g), int(p), int(d), int(spendable))
 
 
 LotRow = tuple[int, int, datetime, datetime, datetime | None]  # id, remaining, earned, available, expires
