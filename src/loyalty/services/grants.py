@@ -48,7 +48,7 @@ from loyalty.domain.periods import local_date
 from loyalty.domain.rules import Ruleset, Sprint, Tier
 from loyalty.domain.tiers import Gap, Standing, evaluate, gaps, with_score
 from loyalty.services import rulesets
-from loyalty.services.outbox import LOOKUP_CHUNK, Emission, emit_many, stored_key
+from loyalty.services.outbox import LOOKUP_CHUNK, Emission, emit_many, stored_key, utc_text
 from loyalty.services.tiers import window_facts
 from loyalty.store import raw
 from loyalty.store.bulk import insert_rows
@@ -84,6 +84,7 @@ class _Run:
     version: int
     dry_run: bool
     counts: Counter[str] = field(default_factory=lambda: Counter(members=0, coupons=0, events=0))
+    times: dict[datetime, str] = field(default_factory=dict)  # validity times as events show them, each once
 
     def issue(self, awards: list[Award]) -> None:
         """One chunk: the coupons and events not there yet, in one transaction. A grant's coupons
@@ -97,21 +98,24 @@ class _Run:
             self._count(awards, self._written_at(awards, codes))
             return
         with transaction.atomic():
+            raw.asynchronous_commit()  # a resumable job's chunk
             written = self._written_at(awards, codes)
             insert_rows(Coupon, COUPON_FIELDS, [
                 (a.member_id, codes[c.key], c.key, c.kind, c.value_fen, c.min_spend_fen, self.due_at, c.valid_from,
                  c.valid_until, "", self.version)
                 for a in awards for c in a.coupons if c.key not in written])
-            emit_many(e for a in awards if _first(a, written) is None for e in self._events(a, codes))
+            # New for certain: a grant's events commit with its coupons, and notices without
+            # coupons were looked up in the outbox above (`_written_at`).
+            emit_many((e for a in awards if _first(a, written) is None for e in self._events(a, codes)), new=True)
         self._count(awards, written)
 
     def _events(self, award: Award, codes: Mapping[str, str]) -> Iterator[Emission]:
         """`coupon.issued` for the coupons, and the notice; recorded at the due moment, so that a
         re-run writes the same rows."""
-        shown = _coupons_data(award.coupons, codes)
+        shown = _coupons_data(award.coupons, codes, self.times)
         if shown:
             yield Emission(award.member_id, "coupon.issued", award.key,
-                           {"member": award.external_id, "reason": award.reason, **shown}, self.due_at)
+                           {"member": award.external_id, "reason": award.reason, **shown}, self.due_at, plain=True)
         if award.notice is not None:
             kind, data = award.notice
             yield Emission(award.member_id, kind, award.key, {"member": award.external_id, **data, **shown},
@@ -305,14 +309,11 @@ def _written(model: type[Coupon] | type[OutboxEvent], at: str, keys: list[str]) 
     db = raw.database()
     key = db.ops.quote_name("key")  # a reserved word in MariaDB
     found: dict[str, datetime] = {}
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        part = keys[start:start + LOOKUP_CHUNK]
-        marks = ", ".join(["%s"] * len(part))
-        rows = raw.fetch(f"SELECT {key}, {at} FROM {model._meta.db_table} WHERE {key} IN ({marks})", part, db)
-        for value, moment in rows:
-            written = raw.read_datetime(moment)
-            assert written is not None  # NOT NULL columns
-            found[value] = written
+    for value, moment in raw.fetch_by_keys(f"SELECT {key}, {at} FROM {model._meta.db_table} WHERE", key, keys, db,
+                                           LOOKUP_CHUNK):
+        written = raw.read_datetime(moment)
+        assert written is not None  # NOT NULL columns
+        found[value] = written
     return found
 
 
@@ -335,17 +336,26 @@ def _population(ruleset: Ruleset, as_of: datetime, facts: MemberFacts | None = N
             for metric in ruleset.score.weights}
 
 
-def _coupons_data(coupons: list[CouponDraft], codes: Mapping[str, str]) -> dict[str, Any]:
+def _coupons_data(coupons: list[CouponDraft], codes: Mapping[str, str], times: dict[datetime, str]
+                  ) -> dict[str, Any]:
     """A grant's coupons as its events show them, their shared validity once (events are written
-    by the million: every field costs)."""
+    by the million: every field costs), already in JSON's own types (`Emission.plain`): times
+    as UTC text, converted once per run in `times`, money as decimal strings."""
     if not coupons:
         return {}
     first = coupons[0]
     if any((c.valid_from, c.valid_until) != (first.valid_from, first.valid_until) for c in coupons):
         raise ValueError(f"the coupons of grant {first.key} do not share one validity")
-    return {"valid_from": first.valid_from, "valid_until": first.valid_until, "coupons": [
+    return {"valid_from": _utc(first.valid_from, times), "valid_until": _utc(first.valid_until, times), "coupons": [
         {"code": codes[c.key], "kind": c.kind, "value": format_fen(c.value_fen),
          "min_spend": format_fen(c.min_spend_fen)} for c in coupons]}
+
+
+def _utc(moment: datetime, times: dict[datetime, str]) -> str:
+    text = times.get(moment)
+    if text is None:
+        text = times[moment] = utc_text(moment)
+    return text
 
 
 def _gap_data(gap: Gap) -> dict[str, Any]:

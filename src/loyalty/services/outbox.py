@@ -44,6 +44,7 @@ class Emission:
     key: str
     data: Mapping[str, Any]
     at: datetime
+    plain: bool = False  # `data` holds JSON's own types only (times as `utc_text`): not converted again
 
 
 def emit(member_id: int, type: str, key: str, data: Mapping[str, Any], at: datetime) -> int:
@@ -51,8 +52,12 @@ def emit(member_id: int, type: str, key: str, data: Mapping[str, Any], at: datet
     return emit_many([Emission(member_id, type, key, data, at)])
 
 
-def emit_many(emissions: Iterable[Emission]) -> int:
-    """Emit events set-based in the caller's transaction; answers how many rows were written."""
+def emit_many(emissions: Iterable[Emission], *, new: bool = False) -> int:
+    """Emit events set-based in the caller's transaction; answers how many rows were written.
+    `new=True` skips looking for events emitted before: for a caller that has just written, in
+    this transaction, a row whose UNIQUE key names each event's change (a tier change, a grant's
+    coupons), so none can exist. Were one there all the same, the outbox's own UNIQUE key would
+    refuse it and roll the change back with it: never a second event."""
     # IMPORTANT: the event must commit or roll back with its change, so it never commits alone.
     if not connection.in_atomic_block:
         raise RuntimeError("emit inside the transaction of the change the event describes")
@@ -62,7 +67,7 @@ def emit_many(emissions: Iterable[Emission]) -> int:
             raise InvalidInput(f"unknown event type {emission.type!r}; one of {', '.join(WEBHOOK_EVENTS)}",
                                field="type")
         fresh.setdefault(stored_key(emission.type, emission.key), emission)
-    for key in _emitted(list(fresh)):
+    for key in [] if new else _emitted(list(fresh)):
         del fresh[key]
     times: dict[datetime, str] = {}
     return insert_rows(OutboxEvent, OUTBOX_FIELDS, [_row(key, emission, times) for key, emission in fresh.items()])
@@ -83,8 +88,8 @@ def _emitted(keys: list[str]) -> set[str]:
 
 def _row(key: str, emission: Emission, times: dict[datetime, str]) -> tuple[Any, ...]:
     event_id = f"evt_{secrets.token_hex(16)}"
-    body = _dumps(_plain({"id": event_id, "type": emission.type, "created_at": emission.at,
-                          "data": emission.data}, times))
+    data = emission.data if emission.plain else _plain(emission.data, times)
+    body = _dumps({"id": event_id, "type": emission.type, "created_at": _plain(emission.at, times), "data": data})
     return (emission.member_id, event_id, key, emission.type, body, emission.at)
 
 
@@ -108,7 +113,12 @@ def _plain(value: Any, times: dict[datetime, str]) -> Any:
     """`value` in JSON's own types: Decimal as its string, datetimes as UTC text (each distinct
     one converted once per batch, in `times`), dates as ISO dates. A float is refused: money is
     a decimal string at the edges, and a binary float in a body is a bug, not a rounding."""
-    if value is None or isinstance(value, str | int):
+    kind = type(value)  # the common kinds first, by exact type: a month end converts millions of values
+    if kind is str or kind is int or value is None:
+        return value
+    if kind is dict:
+        return {name: _plain(item, times) for name, item in value.items()}
+    if isinstance(value, str | int):
         return value
     if isinstance(value, float):
         raise TypeError("a float is not allowed in an event body; pass money as Decimal")

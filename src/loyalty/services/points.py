@@ -28,6 +28,7 @@ from loyalty.services.ledger import (
     payload_hash,
     take_from_lots,
 )
+from loyalty.store import raw
 from loyalty.store.models import PointsLot, Redemption
 
 
@@ -82,6 +83,7 @@ def expire_points(as_of: datetime, *, clock: Clock = system_clock, chunk: int = 
     due = PointsLot.objects.filter(remaining__gt=0, expires_at__lte=as_of)
     while True:
         with transaction.atomic():
+            raw.asynchronous_commit()  # a resumable job's chunk: see raw.asynchronous_commit
             # IMPORTANT: members first, in primary-key order, then their lots: the order every
             # writer takes its locks in, so expiry never deadlocks with a redemption or a refund.
             member_ids = sorted(set(due.order_by("member_id").values_list("member_id", flat=True)[:chunk]))

@@ -26,7 +26,7 @@ from loyalty.domain.rules import Ruleset
 from loyalty.domain.tiers import Standing, earned_tier, evaluate, needed_metrics, with_score
 from loyalty.services import rulesets
 from loyalty.services.outbox import Emission, emit_many
-from loyalty.store import queries, tier_sql
+from loyalty.store import queries, raw, tier_sql
 from loyalty.store.bulk import insert_rows
 from loyalty.store.models import Member, TierChange
 from loyalty.store.tier_sql import TierMove
@@ -177,12 +177,13 @@ def _save(moves: list[TierMove], as_of: datetime, version: int, clock: Clock) ->
     for start in range(0, len(moves), CHUNK):
         chunk = moves[start:start + CHUNK]
         with transaction.atomic():
+            raw.asynchronous_commit()  # a resumable job's chunk: see raw.asynchronous_commit
             insert_rows(TierChange, CHANGE_FIELDS, [
                 (member_id, f"tier:{stamp}:{member_id}", d.from_code, d.to_code, d.reason, as_of, d.expires_at, version)
                 for member_id, _, d in chunk])
             _move_members(chunk, as_of)
             # Each tier-change row is heard by the platform: its event commits with it, keyed alike.
-            emit_many(_tier_events(chunk, stamp, as_of, version, clock.now()))
+            emit_many(_tier_events(chunk, stamp, as_of, version, clock.now()), new=True)
 
 
 def _move_members(chunk: list[TierMove], as_of: datetime) -> None:

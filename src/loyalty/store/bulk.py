@@ -5,6 +5,9 @@ minute needs plain `executemany`. Columns are named by model field; date and tim
 converted with the backend's own adapters. Each statement's plan (SQL text, adapters,
 defaults) is worked out once per database connection, since resolving fields, quoting names
 and reaching the thread's connection cost more than the insert itself on the per-order path.
+On PostgreSQL, many rows go in as one COPY, and many additions as one UPDATE over arrays: the
+server then spends a fraction of what a pipelined statement per row cost it (a month end writes a
+million rows).
 """
 
 from __future__ import annotations
@@ -21,11 +24,16 @@ from loyalty.store import raw
 Row = Sequence[Any]
 
 
+COPY_FROM = 100  # rows from which an insert on PostgreSQL is sent as COPY
+
+
 @dataclass(frozen=True)
 class _Plan:
     sql: str
     adapters: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, adapter)
     defaults: tuple[Any, ...]
+    copy: str = ""  # the same insert as COPY ... FROM STDIN (inserts on PostgreSQL)
+    arrays: str = ""  # the same additions as one UPDATE ... FROM unnest(arrays) (on PostgreSQL)
 
 
 def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
@@ -58,6 +66,7 @@ def _make_plan(db: BaseDatabaseWrapper, kind: str, model: type[models.Model], fi
     columns = [_field(model, name) for name in (*fields, *where)]
     names = [quote(f.column) for f in columns]
     defaults: tuple[Any, ...] = ()
+    copy = arrays = ""
     if kind == "insert":
         # Fields left out take their model default, as the ORM would give them.
         defaulted = [f for f in model._meta.concrete_fields if f.has_default() and f.name not in fields]
@@ -65,13 +74,19 @@ def _make_plan(db: BaseDatabaseWrapper, kind: str, model: type[models.Model], fi
         columns += defaulted
         names += [quote(f.column) for f in defaulted]
         sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})"
+        copy = f"COPY {table} ({', '.join(names)}) FROM STDIN" if db.vendor == "postgresql" else ""
     elif kind == "add":
         sql = f"UPDATE {table} SET {', '.join(f'{n} = {n} + %s' for n in names[:len(fields)])} WHERE id = %s"
+        if db.vendor == "postgresql":
+            added = names[:len(fields)]
+            arrays = (f"UPDATE {table} AS t SET {', '.join(f'{n} = t.{n} + v.{n}' for n in added)} "
+                      f"FROM unnest({', '.join(['%s::bigint[]'] * (len(added) + 1))}) AS v({', '.join(added)}, id) "
+                      f"WHERE t.id = v.id")
     else:
         sets = ", ".join(f"{n} = %s" for n in names[:len(fields)])
         sql = f"UPDATE {table} SET {sets} WHERE {' AND '.join(f'{n} = %s' for n in names[len(fields):])}"
     adapters = tuple((i, a) for i, a in enumerate(_adapter(db, f) for f in columns) if a is not None)
-    return _Plan(sql, adapters, defaults)
+    return _Plan(sql, adapters, defaults, copy, arrays)
 
 
 def _execute(db: BaseDatabaseWrapper, plan: _Plan, rows: list[Row]) -> None:
@@ -79,6 +94,16 @@ def _execute(db: BaseDatabaseWrapper, plan: _Plan, rows: list[Row]) -> None:
         rows = [(*row, *plan.defaults) for row in rows]
     if plan.adapters:
         rows = _adapted(plan.adapters, rows)
+    if len(rows) >= COPY_FROM and db.__dict__.get("_loyalty_buffer") is None:
+        if plan.copy:
+            raw.copy_rows(plan.copy, rows, db)
+            return
+        if plan.arrays:
+            # One statement for every member's additions. Callers hold the members' locks already
+            # (every posting path locks its members first, in id order), so the order in which
+            # this statement reaches the rows cannot deadlock.
+            raw.execute_bound(plan.arrays, [list(column) for column in zip(*rows, strict=True)], db)
+            return
     raw.execute_many(plan.sql, rows, db)
 
 

@@ -196,7 +196,7 @@ class PointsDebt(models.Model):
 
 class TierChange(models.Model):
     member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
-    key = models.CharField(max_length=160, unique=True)
+    key = models.CharField(max_length=160)  # unique: see Meta.constraints
     from_tier = models.CharField(max_length=32)
     to_tier = models.CharField(max_length=32)
     reason = models.CharField(max_length=16)
@@ -206,6 +206,7 @@ class TierChange(models.Model):
 
     class Meta:
         db_table = "tier_changes"
+        constraints = [models.UniqueConstraint(fields=["key"], name="tier_changes_key_unique")]  # see OutboxEvent
         indexes = [models.Index(fields=["member", "changed_at"], name="tier_changes_member")]
 
 
@@ -288,8 +289,8 @@ class OutboxEvent(models.Model):
     `key` makes emitting idempotent; `body` is the exact JSON every delivery sends and signs."""
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
-    event_id = models.CharField(max_length=40, unique=True)
-    key = models.CharField(max_length=200, unique=True)
+    event_id = models.CharField(max_length=40)  # unique, as is `key`: see Meta.constraints
+    key = models.CharField(max_length=200)
     type = models.CharField(max_length=40)
     body = models.TextField()
     created_at = models.DateTimeField()
@@ -297,6 +298,10 @@ class OutboxEvent(models.Model):
 
     class Meta:
         db_table = "outbox_events"
+        # Constraints rather than unique=True, as on the ledger: no `_like` index on PostgreSQL,
+        # which a month end writing a million rows would maintain for nothing.
+        constraints = [models.UniqueConstraint(fields=["event_id"], name="outbox_event_id_unique"),
+                       models.UniqueConstraint(fields=["key"], name="outbox_key_unique")]
         indexes = [models.Index(fields=["member", "created_at"], name="outbox_events_member"),
                    models.Index(fields=["fanned_out_at", "id"], name="outbox_events_pending")]
 
@@ -356,8 +361,8 @@ class Coupon(models.Model):
     "monthly:2027-02:silver:1:<member id>"; `code` is what the member shows at checkout."""
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
-    code = models.CharField(max_length=32, unique=True)
-    key = models.CharField(max_length=160, unique=True)
+    code = models.CharField(max_length=32)  # unique, as is `key`: see Meta.constraints
+    key = models.CharField(max_length=160)
     kind = models.CharField(max_length=24)  # monthly | free_delivery | birthday | recall | welcome | sprint
     value_fen = models.BigIntegerField(default=0)
     min_spend_fen = models.BigIntegerField(default=0)
@@ -371,6 +376,8 @@ class Coupon(models.Model):
 
     class Meta:
         db_table = "coupons"
+        constraints = [models.UniqueConstraint(fields=["code"], name="coupons_code_unique"),
+                       models.UniqueConstraint(fields=["key"], name="coupons_key_unique")]  # see OutboxEvent
         indexes = [models.Index(fields=["member", "state", "valid_until"], name="coupons_member_state")]
 
 
