@@ -48,7 +48,8 @@ from loyalty.domain.periods import local_date
 from loyalty.domain.rules import Ruleset, Sprint, Tier
 from loyalty.domain.tiers import Gap, Standing, evaluate, gaps, with_score
 from loyalty.services import rulesets
-from loyalty.services.outbox import LOOKUP_CHUNK, Emission, emit_many, stored_key, utc_text
+from loyalty.services.outbox import LOOKUP_CHUNK, Emission, emit_rows, event_rows, stored_key, utc_text
+from loyalty.services.overlap import overlapped
 from loyalty.services.tiers import window_facts
 from loyalty.store import raw
 from loyalty.store.bulk import insert_rows
@@ -57,6 +58,7 @@ from loyalty.store.models import Coupon, Member, OutboxEvent, PointsLot
 CHUNK = 5_000
 COUPON_FIELDS = ("member", "code", "key", "kind", "value_fen", "min_spend_fen", "issued_at", "valid_from",
                  "valid_until", "order_id", "ruleset_version")
+COUPON_KEY = COUPON_FIELDS.index("key")
 Counts = dict[str, int]
 MemberFacts = Mapping[int, Mapping[MetricKey, int | Decimal]]
 
@@ -74,6 +76,16 @@ class Award:
     notice: tuple[str, dict[str, Any]] | None = None
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """A chunk's awards and every row they would write (`_Run.prepare`)."""
+
+    awards: list[Award]
+    codes: dict[str, str]
+    coupons: list[tuple[Any, ...]]  # in COUPON_FIELDS order
+    events: list[list[tuple[Any, ...]]]  # per award, its outbox rows
+
+
 @dataclass
 class _Run:
     """One job run for one due moment. Counts are the due moment's effect as the database holds
@@ -87,27 +99,36 @@ class _Run:
     times: dict[datetime, str] = field(default_factory=dict)  # validity times as events show them, each once
 
     def issue(self, awards: list[Award]) -> None:
-        """One chunk: the coupons and events not there yet, in one transaction. A grant's coupons
-        and events commit together, so its coupons tell whether its events were written: only
-        the notices that come without coupons are looked up in the outbox."""
+        """One chunk: the coupons and events not there yet, in one transaction."""
+        self.write(self.prepare(awards))
+
+    def prepare(self, awards: list[Award]) -> _Batch:
+        """The chunk's rows, as if nothing were written yet: codes, coupon rows, event bodies. No
+        database, so the next chunk can be prepared while this one is written (`overlap`)."""
         awards = [a for a in awards if a.coupons or a.notice]
-        if not awards:
-            return
         codes = {c.key: coupon_code(c.key, settings.SECRET_KEY.encode()) for a in awards for c in a.coupons}
+        coupons = [(a.member_id, codes[c.key], c.key, c.kind, c.value_fen, c.min_spend_fen, self.due_at, c.valid_from,
+                    c.valid_until, "", self.version) for a in awards for c in a.coupons]
+        events = [event_rows(self._events(a, codes)) for a in awards] if not self.dry_run else []
+        return _Batch(awards, codes, coupons, events)
+
+    def write(self, batch: _Batch) -> None:
+        """Write what is not there yet. A grant's coupons and events commit together, so its
+        coupons tell whether its events were written: only the notices that come without coupons
+        are looked up in the outbox."""
+        if not batch.awards:
+            return
         if self.dry_run:
-            self._count(awards, self._written_at(awards, codes))
+            self._count(batch.awards, self._written_at(batch.awards, batch.codes))
             return
         with transaction.atomic():
             raw.asynchronous_commit()  # a resumable job's chunk
-            written = self._written_at(awards, codes)
-            insert_rows(Coupon, COUPON_FIELDS, [
-                (a.member_id, codes[c.key], c.key, c.kind, c.value_fen, c.min_spend_fen, self.due_at, c.valid_from,
-                 c.valid_until, "", self.version)
-                for a in awards for c in a.coupons if c.key not in written])
-            # New for certain: a grant's events commit with its coupons, and notices without
-            # coupons were looked up in the outbox above (`_written_at`).
-            emit_many((e for a in awards if _first(a, written) is None for e in self._events(a, codes)), new=True)
-        self._count(awards, written)
+            written = self._written_at(batch.awards, batch.codes)
+            insert_rows(Coupon, COUPON_FIELDS, [row for row in batch.coupons if row[COUPON_KEY] not in written])
+            # New for certain: the grants not written yet have none of their events written.
+            emit_rows([row for award, rows in zip(batch.awards, batch.events, strict=True)
+                       if _first(award, written) is None for row in rows], new=True)
+        self._count(batch.awards, written)
 
     def _events(self, award: Award, codes: Mapping[str, str]) -> Iterator[Emission]:
         """`coupon.issued` for the coupons, and the notice; recorded at the due moment, so that a
@@ -161,9 +182,14 @@ def monthly_benefits(due_at: datetime, *, clock: Clock = system_clock, dry_run: 
     ruleset, run = _start(due_at, dry_run)
     month = month_of(due_at, ruleset.timezone)
     entitled = [code for code, benefits in ruleset.benefits.items() if monthly_coupons(benefits, month, 0)]
-    for rows in _members(_registered(due_at).filter(tier__in=entitled), ("external_id", "tier"), chunk):
-        run.issue([Award(m, external_id, "monthly", f"monthly:{month.label}:{m}",
-                         monthly_coupons(ruleset.benefits[tier], month, m)) for m, external_id, tier in rows])
+    def prepare(rows: list[tuple[Any, ...]]) -> _Batch:
+        return run.prepare([Award(m, external_id, "monthly", f"monthly:{month.label}:{m}",
+                                  monthly_coupons(ruleset.benefits[tier], month, m)) for m, external_id, tier in rows])
+
+    # The largest grant of all (every member in an entitled tier): each chunk is prepared while
+    # the one before it is written.
+    overlapped(_members(_registered(due_at).filter(tier__in=entitled), ("external_id", "tier"), chunk),
+               prepare, run.write)
     return run.result()
 
 

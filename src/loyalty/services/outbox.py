@@ -32,6 +32,7 @@ from loyalty.store.bulk import insert_rows
 from loyalty.store.models import WEBHOOK_EVENTS, OutboxEvent
 
 OUTBOX_FIELDS = ("member", "event_id", "key", "type", "body", "created_at")
+KEY = OUTBOX_FIELDS.index("key")
 LOOKUP_CHUNK = 500  # keys per `IN (...)` when looking for events already emitted
 
 
@@ -58,19 +59,31 @@ def emit_many(emissions: Iterable[Emission], *, new: bool = False) -> int:
     this transaction, a row whose UNIQUE key names each event's change (a tier change, a grant's
     coupons), so none can exist. Were one there all the same, the outbox's own UNIQUE key would
     refuse it and roll the change back with it: never a second event."""
-    # IMPORTANT: the event must commit or roll back with its change, so it never commits alone.
-    if not connection.in_atomic_block:
-        raise RuntimeError("emit inside the transaction of the change the event describes")
+    return emit_rows(event_rows(emissions), new=new)
+
+
+def event_rows(emissions: Iterable[Emission]) -> list[tuple[Any, ...]]:
+    """The outbox rows of these events, one per (type, key), bodies written: no database, so a
+    batch job can build them while the previous batch is written (`services.overlap`)."""
     fresh: dict[str, Emission] = {}
     for emission in emissions:
         if emission.type not in WEBHOOK_EVENTS:
             raise InvalidInput(f"unknown event type {emission.type!r}; one of {', '.join(WEBHOOK_EVENTS)}",
                                field="type")
         fresh.setdefault(stored_key(emission.type, emission.key), emission)
-    for key in [] if new else _emitted(list(fresh)):
-        del fresh[key]
     times: dict[datetime, str] = {}
-    return insert_rows(OutboxEvent, OUTBOX_FIELDS, [_row(key, emission, times) for key, emission in fresh.items()])
+    return [_row(key, emission, times) for key, emission in fresh.items()]
+
+
+def emit_rows(rows: list[tuple[Any, ...]], *, new: bool = False) -> int:
+    """Write rows from `event_rows` in the caller's transaction (`emit_many`'s `new` likewise)."""
+    # IMPORTANT: the event must commit or roll back with its change, so it never commits alone.
+    if not connection.in_atomic_block:
+        raise RuntimeError("emit inside the transaction of the change the event describes")
+    if not new:
+        emitted = _emitted([row[KEY] for row in rows])
+        rows = [row for row in rows if row[KEY] not in emitted]
+    return insert_rows(OutboxEvent, OUTBOX_FIELDS, rows)
 
 
 def stored_key(type: str, key: str) -> str:

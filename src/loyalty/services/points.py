@@ -81,16 +81,22 @@ def expire_points(as_of: datetime, *, clock: Clock = system_clock, chunk: int = 
     """Expire every lot whose expiry has passed; returns the points expired. Safe to re-run."""
     expired_total = 0
     due = PointsLot.objects.filter(remaining__gt=0, expires_at__lte=as_of)
+    after = 0  # keyset: each chunk reads on from the last member done, not from the start again
     while True:
         with transaction.atomic():
             raw.asynchronous_commit()  # a resumable job's chunk: see raw.asynchronous_commit
             # IMPORTANT: members first, in primary-key order, then their lots: the order every
             # writer takes its locks in, so expiry never deadlocks with a redemption or a refund.
-            member_ids = sorted(set(due.order_by("member_id").values_list("member_id", flat=True)[:chunk]))
+            member_ids = sorted(set(due.filter(member_id__gt=after).order_by("member_id")
+                                    .values_list("member_id", flat=True)[:chunk]))
             if not member_ids:
                 return expired_total
-            lock_member_ids(member_ids)
-            lots = list(due.select_for_update().filter(member_id__in=member_ids).order_by("member_id", "id"))
+            locked = set(lock_member_ids(member_ids))
+            first, after = member_ids[0], member_ids[-1]
+            # Every due lot of these members, read by range (no list of ids to send): the range
+            # holds no other member with a due lot, and one that gained a lot since is left alone.
+            lots = [lot for lot in due.select_for_update().filter(member_id__gte=first, member_id__lte=after)
+                    .order_by("member_id", "id") if lot.member_id in locked]
             expired_total += _expire(lots, as_of, clock)
 
 

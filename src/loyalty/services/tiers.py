@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 
@@ -25,12 +26,14 @@ from loyalty.domain.periods import Window
 from loyalty.domain.rules import Ruleset
 from loyalty.domain.tiers import Standing, earned_tier, evaluate, needed_metrics, with_score
 from loyalty.services import rulesets
-from loyalty.services.outbox import Emission, emit_many
+from loyalty.services.outbox import Emission, emit_rows, event_rows
+from loyalty.services.overlap import overlapped
 from loyalty.store import queries, raw, tier_sql
 from loyalty.store.bulk import insert_rows
 from loyalty.store.models import Member, TierChange
 from loyalty.store.tier_sql import TierMove
 
+Prepared = tuple[list[TierMove], list[tuple[Any, ...]], list[tuple[Any, ...]]]  # moves, change rows, event rows
 CHANGE_FIELDS = ("member", "key", "from_tier", "to_tier", "reason", "changed_at", "expires_at", "ruleset_version")
 CHUNK = 20_000
 MEMBERS_PER_UPDATE = 5_000  # ids in one `IN (...)`, far under every backend's limit on parameters
@@ -173,22 +176,35 @@ def evaluate_tiers_python(as_of: datetime, *, clock: Clock = system_clock, membe
 
 
 def _save(moves: list[TierMove], as_of: datetime, version: int, clock: Clock) -> None:
-    stamp = as_of.isoformat()
-    for start in range(0, len(moves), CHUNK):
-        chunk = moves[start:start + CHUNK]
+    """A chunk at a time, each in one transaction: the tier-change rows, the members' new tiers
+    and the events. Each chunk's rows are built while the one before it is written (`overlap`)."""
+    stamp, now = as_of.isoformat(), clock.now()
+
+    def prepare(chunk: list[TierMove]) -> Prepared:
+        changes = [(member_id, f"tier:{stamp}:{member_id}", d.from_code, d.to_code, d.reason, as_of, d.expires_at,
+                    version) for member_id, _, d in chunk]
+        # Each tier-change row is heard by the platform: its event commits with it, keyed alike.
+        return chunk, changes, event_rows(_tier_events(chunk, stamp, as_of, version, now))
+
+    def write(prepared: Prepared) -> None:
+        chunk, changes, events = prepared
         with transaction.atomic():
             raw.asynchronous_commit()  # a resumable job's chunk: see raw.asynchronous_commit
-            insert_rows(TierChange, CHANGE_FIELDS, [
-                (member_id, f"tier:{stamp}:{member_id}", d.from_code, d.to_code, d.reason, as_of, d.expires_at, version)
-                for member_id, _, d in chunk])
+            insert_rows(TierChange, CHANGE_FIELDS, changes)
             _move_members(chunk, as_of)
-            # Each tier-change row is heard by the platform: its event commits with it, keyed alike.
-            emit_many(_tier_events(chunk, stamp, as_of, version, clock.now()), new=True)
+            emit_rows(events, new=True)  # keyed as the tier-change rows just written
+
+    overlapped((moves[start:start + CHUNK] for start in range(0, len(moves), CHUNK)), prepare, write)
 
 
 def _move_members(chunk: list[TierMove], as_of: datetime) -> None:
-    """One UPDATE per (from, to, expiry) and MEMBERS_PER_UPDATE members: a month's changes share
-    a few of those. The `tier = from` condition makes a concurrent change win instead of being overwritten."""
+    """The members' new tiers, written only where the tier is still the one decided from: a
+    concurrent change wins instead of being overwritten. On PostgreSQL one UPDATE over arrays
+    for the chunk; elsewhere one UPDATE per (from, to, expiry) and MEMBERS_PER_UPDATE members:
+    a month's changes share a few of those."""
+    if raw.database().vendor == "postgresql":
+        tier_sql.move_members([(member_id, d.from_code, d.to_code, d.expires_at) for member_id, _, d in chunk], as_of)
+        return
     groups: dict[tuple[str, str, datetime | None], list[int]] = defaultdict(list)
     for member_id, _, d in chunk:
         groups[(d.from_code, d.to_code, d.expires_at)].append(member_id)

@@ -118,6 +118,18 @@ def tier_counts(scope: Scope) -> Counter[str]:
     return counts
 
 
+def move_members(moves: Sequence[tuple[int, str, str, datetime | None]], as_of: datetime) -> None:
+    """PostgreSQL: (member id, from, to, expires) for many members in one UPDATE over arrays bound
+    by the server, each row moved only if its tier is still `from` (a concurrent change wins)."""
+    if not moves:
+        return
+    ids, froms, tos, expires = (list(column) for column in zip(*moves, strict=True))
+    raw.execute_bound(
+        f"UPDATE {MEMBERS} AS m SET tier = v.to_tier, tier_reached_at = %s, tier_expires_at = v.expires "
+        f"FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[]) AS v(id, from_tier, to_tier, expires) "
+        f"WHERE m.id = v.id AND m.tier = v.from_tier", [as_of, ids, froms, tos, expires], raw.database())
+
+
 def compile_evaluation(ruleset: Ruleset, as_of: datetime, scope: Scope, *, upgrades_only: bool = False
                        ) -> Compiled | None:
     """The statement for `ruleset` at `as_of` over `scope`, or None when the score cannot be exact."""
