@@ -18,15 +18,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/loyalty demo
 
-# The whole suite on SQLite, then the service and integration suites on PostgreSQL and MariaDB
+# The whole suite on SQLite, then the service, API and integration suites on PostgreSQL and MariaDB
 # (skipped with a reason when the server does not answer, failed under LOYALTY_REQUIRE_SERVICES=1).
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
-	LOYALTY_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -n 2 -q tests/service tests/integration
-	LOYALTY_DATABASE_URL=$(MARIADB_URL) $(BIN)/python -m pytest -n 2 -q tests/service tests/integration
+	LOYALTY_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -n 2 -q tests/service tests/api tests/integration
+	LOYALTY_DATABASE_URL=$(MARIADB_URL) $(BIN)/python -m pytest -n 2 -q tests/service tests/api tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

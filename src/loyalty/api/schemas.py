@@ -23,7 +23,8 @@ Amount = Decimal
 
 # A member's id as a path segment. Registration accepts neither '/' nor control characters (NUL
 # above all, which PostgreSQL refuses in text: a 500 otherwise), so such a path is a 422 at once.
-MemberPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f/]+$",
+MEMBER_ID = r"^[^\x00-\x1f\x7f/]+$"
+MemberPath = Annotated[str, Path(min_length=1, max_length=64, pattern=MEMBER_ID,
                                  examples=["m-10001"], description="the member's external_id")]
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 RULESET_NAME_MAX = 100  # RulesetVersion.name
@@ -269,7 +270,7 @@ class AdjustmentOut(Out):
 
 
 class InvitationIn(Schema):
-    inviter: str = Field(min_length=1, max_length=64, examples=["m-888"],
+    inviter: str = Field(min_length=1, max_length=64, pattern=MEMBER_ID, examples=["m-888"],
                          description="the inviting member's external_id; they must hold an invitation-only tier")
     note: str = Field(default="", max_length=200, pattern=NO_CONTROL)
 

@@ -94,11 +94,14 @@ def _execute(db: BaseDatabaseWrapper, plan: _Plan, rows: list[Row]) -> None:
         rows = [(*row, *plan.defaults) for row in rows]
     if plan.adapters:
         rows = _adapted(plan.adapters, rows)
-    if len(rows) >= COPY_FROM and db.__dict__.get("_loyalty_buffer") is None:
+    if len(rows) >= COPY_FROM:
         if plan.copy:
+            # Even inside a `raw.pipeline()`, where it runs at once, ahead of the statements
+            # gathered so far: the order of inserts within a transaction does not matter on
+            # PostgreSQL, whose foreign keys (Django's, DEFERRABLE) are checked at commit.
             raw.copy_rows(plan.copy, rows, db)
             return
-        if plan.arrays:
+        if plan.arrays and db.__dict__.get("_loyalty_buffer") is None:
             # One statement for every member's additions. Callers hold the members' locks already
             # (every posting path locks its members first, in id order), so the order in which
             # this statement reaches the rows cannot deadlock.

@@ -148,8 +148,7 @@ def execute_bound(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper) -> N
 
 
 def copy_rows(sql: str, rows: Sequence[Sequence[Any]], db: BaseDatabaseWrapper) -> None:
-    """Send rows with `COPY ... FROM STDIN` (PostgreSQL); not inside a `pipeline()`, whose
-    statements must keep their order."""
+    """Send rows with `COPY ... FROM STDIN` (PostgreSQL), at once, even inside a `pipeline()`."""
     with db.wrap_database_errors:
         cursor = db.connection.cursor()
         try:
