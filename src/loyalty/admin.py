@@ -115,6 +115,19 @@ class AdjustmentAdmin(ReadOnly):
     search_fields = ("member__external_id", "actor", "reason")
 
 
+@admin.register(models.Coupon)
+class CouponAdmin(ReadOnly):
+    """Issued by the grant jobs, redeemed through the API, returned by refunds: never edited by hand.
+    The state is as stored: an issued coupon past `valid_until` is expired all the same."""
+
+    list_display = ("code", "member", "kind", "value_fen", "min_spend_fen", "state", "valid_from", "valid_until",
+                    "order_id", "redeemed_at")
+    list_filter = ("state", "kind")
+    search_fields = ("code", "member__external_id", "order_id")
+    list_select_related = ("member",)
+    ordering = ("-id",)
+
+
 @admin.register(models.RulesetVersion)
 class RulesetVersionAdmin(ReadOnly):
     list_display = ("version", "name", "effective_from", "published_at", "published_by")

@@ -153,6 +153,17 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--now", type=_aware_time, metavar="TIME", help="as of TIME (ISO 8601 with an offset)")
     cmd.set_defaults(run=cmd_jobs_list)
 
+    report = sub.add_parser("report", help="reports for accounting (docs/reports.md)").add_subparsers(metavar="WHAT")
+    cmd = report.add_parser("liability", help="points earned, redeemed, reversed, expired, adjusted, written off and "
+                                              "outstanding per day or month")
+    cmd.add_argument("--by", choices=("day", "month"), default="day")
+    cmd.add_argument("--format", choices=("csv", "json"), default="csv")
+    cmd.add_argument("--from", dest="first_day", type=_day, metavar="DATE",
+                     help="first business date (YYYY-MM-DD, in the ruleset's timezone); default: the beginning")
+    cmd.add_argument("--to", dest="last_day", type=_day, metavar="DATE", help="last business date; default: the end")
+    cmd.add_argument("--output", metavar="FILE", help="write here instead of to stdout")
+    cmd.set_defaults(run=cmd_report_liability)
+
     cmd = sub.add_parser("demo", help="run the engine over real purchase data (CDNOW) or a synthetic shop")
     cmd.add_argument("--synthetic", type=int, metavar="N", help="generate a shop of N members instead")
     cmd.add_argument("--seed", type=int, default=7)
@@ -413,6 +424,41 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
         upcoming = job.next_due_at.isoformat() if job.next_due_at else "-"
         print(f"{job.name}: {job.schedule}; last run {last}; pending {job.pending}; next due {upcoming}")
         print(f"    {job.description}")
+    return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r}; write e.g. 2027-01-31") from None
+
+
+def cmd_report_liability(args: argparse.Namespace) -> int:
+    """The report as CSV or JSON; exit 1, after writing it, when the ledger disagrees with lots − debts."""
+    import io
+    import json
+
+    from loyalty.services.reports import LIABILITY_COLUMNS, points_liability
+
+    report = points_liability(by=args.by, first_day=args.first_day, last_day=args.last_day)
+    out = io.StringIO()
+    if args.format == "json":
+        json.dump(report.as_json(), out, indent=2)
+        out.write("\n")
+    else:
+        writer = csv.DictWriter(out, fieldnames=LIABILITY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(row.as_dict() for row in report.rows)
+    if args.output:
+        Path(args.output).write_text(out.getvalue(), encoding="utf-8")
+    else:
+        sys.stdout.write(out.getvalue())
+    check = report.check
+    if not check.agrees:
+        print(f"warning: the points ledger sums to {check.ledger_total}, but lots − debts = "
+              f"{check.lots_remaining} − {check.debts_remaining}", file=sys.stderr)
+        return 1
     return 0
 
 

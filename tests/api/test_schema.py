@@ -86,6 +86,7 @@ SPEC_ROUTES = {
     ("post", "/events/orders"), ("post", "/events/refunds"), ("post", "/events/actions"),
     ("post", "/events/orders:batch"), ("post", "/events/refunds:batch"), ("post", "/events/actions:batch"),
     ("get", "/rulesets"), ("post", "/rulesets"), ("get", "/rulesets/{version}"),
+    ("get", "/members/{external_id}/coupons"), ("post", "/coupons/{code}/redeem"),
 }
 
 

@@ -68,6 +68,9 @@ ROUTES = [
           {"document": {"name": "x"}, "effective_from": RULESET_START}),
     Route("post", "/members/m-1/invitations", "/members/{external_id}/invitations", "members:write",
           {"inviter": "m-9"}),
+    Route("get", "/members/m-1/coupons", "/members/{external_id}/coupons", "members:read", members=True),
+    Route("post", "/coupons/LYAAAAAAAAAAAAAAAA/redeem", "/coupons/{code}/redeem", "coupons:write",
+          {"member": "m-1", "order_id": "o-1"}),
 ]
 ROUTE_IDS = [route.name for route in ROUTES]
 
@@ -398,7 +401,7 @@ def test_hostile_strings_in_every_field_of_every_write_never_break_anything(worl
     _tables_hold_what_they_held(before)
 
 
-MEMBER_PATHS = ["/members/{}", "/members/{}/ledger"]
+MEMBER_PATHS = ["/members/{}", "/members/{}/ledger", "/members/{}/coupons"]
 MEMBER_WRITES = [("/members/{}/token", {}), ("/members/{}/points/redeem", {"redemption_id": "rd-p", "points": 1}),
                  ("/members/{}/adjustments", {"adjustment_id": "adj-p", "ledger": "points", "delta": 1,
                                               "reason": "r"}),
@@ -425,6 +428,7 @@ def test_hostile_strings_in_path_parameters_are_404_or_422_never_5xx(world, name
     for path, body in MEMBER_WRITES:
         _check_path_answer(world.post(path.format(segment), body), text)
     _check_path_answer(world.get(f"/rulesets/{segment}"), text)
+    _check_path_answer(world.post(f"/coupons/{segment}/redeem", {"member": "m-1", "order_id": "o-1"}), text)
     for query in ("ledger", "cursor"):
         response = world.client.get(f"/api/v1/members/m-1/ledger?{query}={segment}",
                                     headers={"Authorization": world._headers(None)["Authorization"]})

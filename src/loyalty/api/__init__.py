@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.renderers import JSONRenderer
 
-from loyalty.api import errors, events, members, replies, rulesets
+from loyalty.api import coupons, errors, events, members, replies, rulesets
 from loyalty.api.parser import ExactJSON
 
 
@@ -39,3 +39,4 @@ errors.install(api)
 api.add_router("", members.router)
 api.add_router("", events.router)
 api.add_router("", rulesets.router)
+api.add_router("", coupons.router)

@@ -7,9 +7,8 @@ cost about 55 µs of the read's 500 µs in the process, about a tenth of a worke
 under load (BENCHMARKS.md, 8a). This view does the same steps: the same `Bearer`, the same check
 of the path segment (`MemberPath`), the same handler, and errors through the API's own exception
 handlers (`api.on_exception`), so the answers are the same byte for byte; and it reads the key and
-the member in one snapshot. The Ninja operation
-stays declared, for the OpenAPI document; the URLconf sends the requests here, so the API tests
-exercise this view."""
+the member in one snapshot. The Ninja operation stays declared, for the OpenAPI document; the
+URLconf sends the requests here, so the API tests exercise this view."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Refunding more than was paid, before the order was paid, or an unknown order is refused and
 changes nothing. Points already spent are never silently lost: under `allow_debt` the shortfall
 becomes a debt that later awards pay first; under `within_balance` it is written off. The
-rules that awarded an order are the rules that reverse it (its recorded ruleset version).
+rules that awarded an order are the rules that reverse it (its recorded ruleset version). The
+refund that completes an order's refund gives back the coupons redeemed on it (`coupons.Returns`).
 
 Like orders, refunds are decided a batch at a time in memory against locked rows and written
 set-based; a single refund is a batch of one.
@@ -23,7 +24,7 @@ from loyalty.domain.events import RefundEvent
 from loyalty.domain.growth import OrderGrowth, growth_to_reverse
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import Lot, clawback, points_to_reverse
-from loyalty.services import rulesets
+from loyalty.services import coupons, rulesets
 from loyalty.services.batches import EventBatch, only, run_batch
 from loyalty.services.ledger import Posting, check_replay, lock_member_ids, payload_hash, take_from_lots
 from loyalty.store.bulk import insert_rows, update_rows
@@ -97,6 +98,7 @@ class _Batch(EventBatch[RefundEvent, RefundOutcome]):
         expiries = [f"expiry:order:{o}:points" for o in order_ids]
         self.expired = {key: -delta for key, delta in LedgerEntry.objects.filter(idempotency_key__in=expiries)
                         .values_list("idempotency_key", "delta")}
+        self.coupons = coupons.Returns(self.members, order_ids, self.now)  # redeemed on these orders, locked
 
     def decide_one(self, event: RefundEvent) -> RefundOutcome:
         digest = payload_hash(event.fingerprint())
@@ -139,6 +141,8 @@ class _Batch(EventBatch[RefundEvent, RefundOutcome]):
         order.growth_reversed += growth
         order.points_reversed += points
         order.touched = True
+        if order.refunded_fen == row["amount_fen"]:  # fully refunded (a cancellation too): coupons go back
+            self.coupons.give_back(event.order_id)
         return RefundOutcome(event.refund_id, event.order_id, growth, points, debt, written_off)
 
     def _claw(self, member_id: int, points: int, event: RefundEvent, posting: Posting, policy: str,
@@ -172,6 +176,7 @@ class _Batch(EventBatch[RefundEvent, RefundOutcome]):
                     [(o.refunded_fen, o.growth_reversed, o.points_reversed, o.row["order_id"])
                      for o in self.orders.values() if o.touched])
         insert_rows(Refund, REFUND_FIELDS, self.refunds)
+        self.coupons.flush()
 
 
 def _check(order: _Order, event: RefundEvent) -> None:

@@ -378,7 +378,9 @@ class Coupon(models.Model):
         db_table = "coupons"
         constraints = [models.UniqueConstraint(fields=["code"], name="coupons_code_unique"),
                        models.UniqueConstraint(fields=["key"], name="coupons_key_unique")]  # see OutboxEvent
-        indexes = [models.Index(fields=["member", "state", "valid_until"], name="coupons_member_state")]
+        # coupons_member_order: a refund finds the coupons redeemed on its order (the order's member is known).
+        indexes = [models.Index(fields=["member", "state", "valid_until"], name="coupons_member_state"),
+                   models.Index(fields=["member", "order_id"], name="coupons_member_order")]
 
 
 class Invitation(models.Model):
