@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("name")
     cmd.add_argument("--scope", action="append", required=True, metavar="SCOPE",
                      help="repeat for several: events:write members:read members:write coupons:write "
-                          "rulesets:write reports:read")
+                          "rulesets:write reports:read points:write")
     cmd.add_argument("--rate", type=int, default=6000, metavar="PER_MINUTE", help="requests a minute (default 6000)")
     cmd.set_defaults(run=cmd_apikey_create)
     cmd = apikey.add_parser("list", help="every key: prefix, name, scopes, revoked or not")
@@ -163,6 +163,21 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--to", dest="last_day", type=_day, metavar="DATE", help="last business date; default: the end")
     cmd.add_argument("--output", metavar="FILE", help="write here instead of to stdout")
     cmd.set_defaults(run=cmd_report_liability)
+    cmd = report.add_parser("budgets", help="benefit budget per tier against what was issued, redeemed and deferred "
+                                            "in a month (docs/benefits.md, Budgets)")
+    cmd.add_argument("--month", metavar="YYYY-MM", help="the local month; default: the current one")
+    cmd.add_argument("--format", choices=("csv", "json"), default="csv")
+    cmd.add_argument("--output", metavar="FILE", help="write here instead of to stdout")
+    cmd.set_defaults(run=cmd_report_budgets)
+
+    budgets = sub.add_parser("budgets", help="benefit budgets: release deferred grants").add_subparsers(
+        metavar="ACTION")
+    cmd = budgets.add_parser("release", help="issue the grants a budget deferred where it now allows them; "
+                                             "lapse those past their validity")
+    cmd.add_argument("--now", type=_aware_time, metavar="TIME",
+                     help="as of TIME (ISO 8601 with an offset): the issue time the coupons record")
+    cmd.add_argument("--dry-run", action="store_true", help="write nothing; show what would be released")
+    cmd.set_defaults(run=cmd_budgets_release)
 
     cmd = sub.add_parser("demo", help="run the engine over real purchase data (CDNOW) or a synthetic shop")
     cmd.add_argument("--synthetic", type=int, metavar="N", help="generate a shop of N members instead")
@@ -459,6 +474,38 @@ def cmd_report_liability(args: argparse.Namespace) -> int:
         print(f"warning: the points ledger sums to {check.ledger_total}, but lots − debts = "
               f"{check.lots_remaining} − {check.debts_remaining}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_report_budgets(args: argparse.Namespace) -> int:
+    import io
+    import json
+
+    from loyalty.services.budget_report import BUDGET_COLUMNS, budget_report
+
+    report = budget_report(args.month)
+    out = io.StringIO()
+    if args.format == "json":
+        json.dump(report.as_json(), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    else:
+        writer = csv.DictWriter(out, fieldnames=BUDGET_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(row.as_dict() for row in report.rows)
+    if args.output:
+        Path(args.output).write_text(out.getvalue(), encoding="utf-8")
+    else:
+        sys.stdout.write(out.getvalue())
+    return 0
+
+
+def cmd_budgets_release(args: argparse.Namespace) -> int:
+    from loyalty.clock import FixedClock, system_clock
+    from loyalty.services.deferrals import release_deferred
+
+    clock = FixedClock(args.now) if args.now else system_clock
+    counts = release_deferred(clock.now(), clock=clock, dry_run=args.dry_run)
+    print(("would release " if args.dry_run else "") + " ".join(f"{name}={value}" for name, value in counts.items()))
     return 0
 
 

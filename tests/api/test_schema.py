@@ -87,6 +87,7 @@ SPEC_ROUTES = {
     ("post", "/events/orders:batch"), ("post", "/events/refunds:batch"), ("post", "/events/actions:batch"),
     ("get", "/rulesets"), ("post", "/rulesets"), ("get", "/rulesets/{version}"),
     ("get", "/members/{external_id}/coupons"), ("post", "/coupons/{code}/redeem"),
+    ("get", "/rewards"), ("post", "/quotes"),
 }
 
 
@@ -146,7 +147,7 @@ def test_the_request_examples_are_valid_requests(document):
     rulesets.publish(rulesets.preset_document("default"), effective_from=RULES_FROM, actor="tests")
     order = [("/members", {"external_id": "m-10001"})]
     for path in ("/events/orders", "/events/refunds", "/events/actions", "/events/orders:batch",
-                 "/events/refunds:batch", "/events/actions:batch", "/members/m-10001/token", "/rulesets"):
+                 "/events/refunds:batch", "/events/actions:batch", "/members/m-10001/token", "/rulesets", "/quotes"):
         operation = document["paths"][f"/api/v1{path.replace('m-10001', '{external_id}')}"]["post"]
         body = _resolve(document, operation["requestBody"]["content"]["application/json"]["schema"])
         order.append((path, body["examples"][0]))

@@ -333,7 +333,7 @@ def test_members_hear_once_per_expiry_date_about_points_expiring_within_30_days(
     redeem_points("spent", 30, redemption_id="r1", clock=clock)
     assert grants.points_expiring(at("2027-12-01 00:00"), clock=clock)["events"] == 0  # 31 days ahead
     assert grants.points_expiring(at("2027-12-02 00:00"), clock=clock, dry_run=True)["events"] == 2
-    assert OutboxEvent.objects.count() == 0
+    assert OutboxEvent.objects.exclude(type="points.redeemed").count() == 0
     # Chunks of one member id: each range read on its own.
     assert grants.points_expiring(at("2027-12-02 00:00"), clock=clock, chunk=1) == {"members": 2, "coupons": 0,
                                                                                    "events": 2}

@@ -105,7 +105,8 @@ def test_the_birthday_coupon_and_pack_are_valid_30_days_from_the_birthday() -> N
     gifts = birthday_gifts(CouponOffer(1000), True, date(2027, 5, 20), SHANGHAI, 7)
     assert gifts == [
         CouponDraft("birthday:2027:coupon:7", "birthday", 1000, 0, at("2027-05-20 00:00"), at("2027-06-19 00:00")),
-        CouponDraft("birthday:2027:pack:7", "birthday_pack", 0, 0, at("2027-05-20 00:00"), at("2027-06-19 00:00")),
+        CouponDraft("birthday:2027:pack:7", "birthday_pack", 0, 0, at("2027-05-20 00:00"), at("2027-06-19 00:00"),
+                    stacking_group=""),  # a gift: in no stacking group
     ]
     assert [g.kind for g in birthday_gifts(None, True, date(2027, 5, 20), SHANGHAI, 7)] == ["birthday_pack"]
     assert birthday_gifts(None, False, date(2027, 5, 20), SHANGHAI, 7) == []

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.renderers import JSONRenderer
 
-from loyalty.api import coupons, errors, events, members, replies, rulesets
+from loyalty.api import coupons, errors, events, members, quotes, replies, rewards, rulesets
 from loyalty.api.parser import ExactJSON
 
 
@@ -40,3 +40,5 @@ api.add_router("", members.router)
 api.add_router("", events.router)
 api.add_router("", rulesets.router)
 api.add_router("", coupons.router)
+api.add_router("", quotes.router)
+api.add_router("", rewards.router)

@@ -40,6 +40,11 @@ class CouponOut(Out):
     state: State = Field(description="an issued coupon past valid_until shows as expired")
     redeemed_at: datetime | None
     order_id: str | None = Field(description="the order it was redeemed on")
+    template: str = Field(examples=["newcomer"], description="the ruleset's coupon template; empty for an inline grant")
+    stacking_group: str = Field(examples=["cash"], description="an order carries at most one coupon per group; "
+                                                                "empty: combines with any coupon")
+    usage: Literal["single", "once_per_member"] = Field(
+        description="once_per_member: one coupon of the template redeemed per member, ever")
 
 
 class WalletOut(Out):
@@ -68,7 +73,8 @@ def _coupon(view: CouponView) -> CouponOut:
     return CouponOut(code=view.code, kind=view.kind, value=format_fen(view.value_fen),
                      min_spend=format_fen(view.min_spend_fen), issued_at=view.issued_at, valid_from=view.valid_from,
                      valid_until=view.valid_until, state=view.state,  # type: ignore[arg-type]
-                     redeemed_at=view.redeemed_at, order_id=view.order_id)
+                     redeemed_at=view.redeemed_at, order_id=view.order_id, template=view.template,
+                     stacking_group=view.stacking_group, usage=view.usage)  # type: ignore[arg-type]
 
 
 @router.get("/members/{external_id}/coupons", response={200: WalletOut, **ERRORS},

@@ -1,11 +1,12 @@
 """Members: registration, status (tier, balances, progress), the ledger, member tokens,
-invitations into the invitation-only tiers, and the value-moving calls on a member (points
-redemption, operator adjustments)."""
+invitations into the invitation-only tiers, and operator adjustments (points redemption is in
+`api.rewards`)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Body, Query, Router, Schema, Status
@@ -25,19 +26,17 @@ from loyalty.api.schemas import (
     MemberIn,
     MemberOut,
     MemberPath,
-    RedeemIn,
-    RedeemOut,
     StatusOut,
     TokenIn,
     TokenOut,
 )
 from loyalty.domain.conditions import AMOUNT_METRICS
+from loyalty.domain.entitlements import Entitlements
 from loyalty.domain.money import format_fen
 from loyalty.domain.tiers import Gap
 from loyalty.services.adjustments import adjust
 from loyalty.services.invitations import invite
 from loyalty.services.members import EntryView, get_member, member_status, register_member
-from loyalty.services.points import redeem_points
 from loyalty.store.models import LedgerEntry
 
 router = Router(tags=["members"])
@@ -60,10 +59,18 @@ def _gap(gap: Gap) -> GapOut:
                   current=_figure(gap.metric, gap.current), missing=_figure(gap.metric, missing))
 
 
+def _benefits(benefits: Entitlements) -> dict[str, Any]:
+    delivery = benefits.free_delivery_per_month
+    return {"monthly_coupons": [{"value": format_fen(c.value_fen), "count": c.count,
+                                 "min_spend": format_fen(c.min_spend_fen)} for c in benefits.monthly_coupons],
+            "free_delivery_per_month": "unlimited" if delivery is None else delivery,
+            "discount": str(benefits.discount), "flags": list(benefits.flags)}
+
+
 @router.post("/members", response={201: MemberOut, **ERRORS}, auth=Bearer("members:write"),
              summary="Register a member (idempotent on external_id)")
 def register(request: HttpRequest, payload: MemberIn, response: HttpResponse) -> Status[MemberOut]:
-    registration = register_member(payload.external_id, birthday=payload.birthday)
+    registration = register_member(payload.external_id, birthday=payload.birthday, welcome=True)
     member = registration.member
     replayed(response, not registration.created)
     return Status(201, MemberOut(external_id=member.external_id, birthday=member.birthday,
@@ -81,10 +88,12 @@ def status(request: HttpRequest, external_id: MemberPath) -> HttpResponse:
     # every page view.
     return rendered(StatusOut.model_validate({
         "external_id": seen.external_id, "tier": {"code": seen.tier.code, "name": seen.tier.name},
+        "benefits": _benefits(seen.benefits),
         "tier_expires_at": seen.tier_expires_at, "growth_balance": seen.growth_balance,
         "points_balance": seen.points_balance, "points_spendable": seen.points_spendable,
         "points_debt": seen.points_debt,
-        "next_tier": {"code": seen.next_tier.code, "name": seen.next_tier.name} if seen.next_tier else None,
+        "next_tier": {"code": seen.next_tier.code, "name": seen.next_tier.name,
+                      "benefits": _benefits(seen.next_benefits)} if seen.next_tier and seen.next_benefits else None,
         "progress": [_gap(gap) for gap in seen.gaps],
         "recent": [{"id": e.id, "ledger": e.ledger, "delta": e.delta, "source": e.source, "reference": e.reference,
                     "occurred_at": e.occurred_at} for e in seen.recent]}))
@@ -121,17 +130,6 @@ def token(request: HttpRequest, external_id: MemberPath, payload: Body[TokenIn] 
     ttl = timedelta(seconds=payload.ttl_seconds)
     text, expires_at = issue_member_token(external_id, ttl=ttl)
     return Status(201, TokenOut(token=text, expires_at=expires_at))
-
-
-@router.post("/members/{external_id}/points/redeem", response={201: RedeemOut, **ERRORS},
-             auth=Bearer("members:write"),
-             summary="Spend points, soonest-expiring first (idempotent on redemption_id)")
-def redeem(request: HttpRequest, external_id: MemberPath, payload: RedeemIn, response: HttpResponse
-           ) -> Status[RedeemOut]:
-    outcome = redeem_points(external_id, payload.points, redemption_id=payload.redemption_id, note=payload.note)
-    replayed(response, outcome.replayed)
-    return Status(201, RedeemOut(redemption_id=outcome.redemption_id, member=outcome.member,
-                                 points=outcome.points))
 
 
 @router.post("/members/{external_id}/adjustments", response={201: AdjustmentOut, **ERRORS},

@@ -97,6 +97,27 @@ class TierOut(Out):
     name: str = Field(examples=["黄金"])
 
 
+class MonthlyCouponOut(Out):
+    value: str = Field(examples=["8.00"], description="face value in yuan")
+    count: int = Field(examples=[2], description="coupons of this value a month")
+    min_spend: str = Field(examples=["0.00"])
+
+
+class BenefitsOut(Out):
+    """A tier's entitlements under the ruleset in force (docs/benefits.md)."""
+
+    monthly_coupons: list[MonthlyCouponOut]
+    free_delivery_per_month: int | Literal["unlimited"] = Field(examples=[1, "unlimited"])
+    discount: str = Field(examples=["0.05"], description="the tier discount as a fraction (0.05 = 5% off)")
+    flags: list[str] = Field(examples=[["birthday_pack", "priority_delivery"]],
+                             description="welcome_pack, birthday_pack, priority_delivery, dedicated_service, "
+                                         "custom_service, exclusive_events, offline_invitations, refund_priority")
+
+
+class NextTierOut(TierOut):
+    benefits: BenefitsOut = Field(description="what the next tier would give")
+
+
 class GapOut(Out):
     metric: str = Field(examples=["amount"])
     window: str = Field(examples=["12m"])
@@ -117,12 +138,13 @@ class EntryOut(Out):
 class StatusOut(Out):
     external_id: str
     tier: TierOut
+    benefits: BenefitsOut = Field(description="what the current tier gives")
     tier_expires_at: datetime | None
     growth_balance: int
     points_balance: int
     points_spendable: int
     points_debt: int
-    next_tier: TierOut | None
+    next_tier: NextTierOut | None
     progress: list[GapOut] = Field(description="what the next tier still needs, per condition not yet met")
     recent: list[EntryOut]
 
@@ -157,6 +179,9 @@ class OrderIn(Schema):
     paid_at: AwareDatetime
     amount: Amount = money_field()
     items: list[ItemIn] = Field(default_factory=list, max_length=500)
+    quote_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$",
+                                 examples=["QTMFRGGZDFMZTWQ2LKNNWG23TP"],
+                                 description="the price quote (POST /quotes) the order follows; stored on the order")
 
 
 class OrderOut(Out):
@@ -240,19 +265,6 @@ class BatchOut(Out):
     replayed: int
     failed: int
     results: list[BatchResult]
-
-
-class RedeemIn(Schema):
-    redemption_id: str = Field(min_length=1, max_length=64, examples=["rd-1"])
-    # strict: "500" (a string) and 500.0 are client mistakes, not numbers to coerce.
-    points: int = Field(gt=0, strict=True, examples=[500])
-    note: str = Field(default="", max_length=200)
-
-
-class RedeemOut(Out):
-    redemption_id: str
-    member: str
-    points: int
 
 
 class AdjustmentIn(Schema):

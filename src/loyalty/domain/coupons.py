@@ -11,15 +11,22 @@ E.g. a January monthly coupon (valid 2027-01-01 00:00 to 2027-02-01 00:00, Shang
 refused as `coupon_expired`. Redeemed on an order of 90.00 paid (100.00 before its 10.00), it
 meets a minimum spend of 100.00; that order fully refunded on 31 January, it is `issued` again;
 refunded on 1 February, it is `expired`.
+
+Templates add two rules, judged on what the coupon recorded when it was issued: a coupon of a
+`once_per_member` template cannot be redeemed while another of that template is redeemed by
+the member (a returned one frees it), and an order carries at most one coupon per stacking
+group (a ¥8 `cash` coupon and a `delivery` coupon combine; two `cash` coupons do not).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from loyalty.domain.errors import Conflict, InvalidInput, Refused
 from loyalty.domain.money import format_fen
+from loyalty.domain.templates import ONCE_PER_MEMBER, SINGLE
 
 ISSUED, REDEEMED, EXPIRED, REVOKED = "issued", "redeemed", "expired", "revoked"
 STATES = (ISSUED, REDEEMED, EXPIRED, REVOKED)
@@ -36,6 +43,9 @@ class Terms:
     min_spend_fen: int
     valid_from: datetime
     valid_until: datetime
+    template: str = ""
+    stacking_group: str = ""  # "": combines with any coupon
+    usage: str = SINGLE
 
 
 def shown_state(state: str, valid_until: datetime, as_of: datetime) -> str:
@@ -69,6 +79,30 @@ def check_redeemable(terms: Terms, order_id: str, spend_fen: int | None, as_of: 
     if spend_fen is not None and spend_fen < terms.min_spend_fen:
         raise Refused(f"coupon {terms.code} needs a spend of {format_fen(terms.min_spend_fen)}; the order's is "
                       f"{format_fen(spend_fen)}", field="amount", code="below_min_spend")
+
+
+def needs_template_check(terms: Terms) -> bool:
+    """Whether redeeming needs to know if the member has a redeemed coupon of the template."""
+    return terms.usage == ONCE_PER_MEMBER and bool(terms.template)
+
+
+def check_combinable(terms: Terms, order_id: str, *, template_used: bool, groups_on_order: Collection[str]) -> None:
+    """Raise why `terms` cannot join `order_id`: its `once_per_member` template is already used
+    by the member (`template_used`), or the order already carries a coupon of its stacking
+    group (`groups_on_order`: the groups of the coupons redeemed on it)."""
+    if template_used and needs_template_check(terms):
+        raise Conflict(f"coupon {terms.code} is of template {terms.template!r}, which a member may use once, and "
+                       f"another coupon of it was already redeemed", field="code", code="template_already_used")
+    if terms.stacking_group and terms.stacking_group in groups_on_order:
+        raise Conflict(f"order {order_id} already carries a coupon of stacking group {terms.stacking_group!r}; "
+                       f"coupons of one group do not combine", field="code", code="stacking_conflict")
+
+
+def check_revocable(terms: Terms) -> None:
+    """A redeemed coupon paid for an order: it is not taken back by revoking it."""
+    if terms.state == REDEEMED:
+        raise Conflict(f"coupon {terms.code} was redeemed on order {terms.order_id} and cannot be revoked",
+                       field="code", code="coupon_already_redeemed")
 
 
 def spend_of_recorded_order(paid_fen: int, value_fen: int) -> int:

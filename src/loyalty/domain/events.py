@@ -74,13 +74,18 @@ class OrderEvent:
     amount_fen: int
     lines: tuple[Line, ...]
     skus: tuple[str, ...]
+    quote_id: str = ""  # the price quote the order follows (POST /quotes), when the platform cites one
 
     def fingerprint(self) -> dict[str, Any]:
-        return {
+        fields: dict[str, Any] = {
             "order_id": self.order_id, "member": self.member, "paid_at": iso(self.paid_at),
             "amount_fen": self.amount_fen,
             "items": [[sku, line.category, line.amount_fen] for sku, line in zip(self.skus, self.lines, strict=True)],
         }
+        # IMPORTANT: only when cited, so that every order recorded before quotes keeps its hash.
+        if self.quote_id:
+            fields["quote_id"] = self.quote_id
+        return fields
 
 
 def parse_line(item: Mapping[str, Any], index: int, *, prefix: str = "") -> tuple[str, Line]:
@@ -107,7 +112,7 @@ def parse_order(raw: Mapping[str, Any]) -> OrderEvent:
     elif sum(line.amount_fen for line in lines) != amount_fen:
         raise InvalidInput("the items' amounts must add up to the order amount", field="items")
     return OrderEvent(text_id(raw, "order_id"), text_id(raw, "member"), moment(raw, "paid_at"),
-                      amount_fen, tuple(lines), tuple(skus))
+                      amount_fen, tuple(lines), tuple(skus), text_id(raw, "quote_id", required=False))
 
 
 @dataclass(frozen=True)

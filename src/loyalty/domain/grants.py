@@ -9,6 +9,7 @@ UNIQUE constraint, so a re-run finds it and issues nothing twice:
     birthday:2027:coupon:<member id>              2027's birthday coupon (and :pack: the pack)
     recall:2028-02-01:<member id>                 the recall coupon before the drop on 1 Feb 2028
     sprint:2027-02:<member id>                    February's sprint coupon
+    welcome:coupon:1:<member id>                  the 1st coupon of the welcome pack (once ever)
 
 A coupon's code is derived from its key (HMAC-SHA256 under the server's secret, base32), so a
 crashed and re-run job writes byte-identical rows.
@@ -29,12 +30,14 @@ from loyalty.domain.conditions import AllOf, AnyOf, Condition, Facts, Flag, hold
 from loyalty.domain.growth import OrderGrowth
 from loyalty.domain.money import floor_int
 from loyalty.domain.periods import Window, add_months, local_date, start_of_day
-from loyalty.domain.rules import AfterUpgrade, CouponOffer, Ruleset, Sprint, Tier, TierBenefits
+from loyalty.domain.rules import AfterUpgrade, CouponGrant, CouponOffer, Ruleset, Sprint, Tier, TierBenefits
+from loyalty.domain.templates import DELIVERY
 from loyalty.domain.tiers import earned_tier
 
 CODE_PREFIX = "LY"
 CODE_LENGTH = 16  # base32 characters after the prefix: 80 bits
 BIRTHDAY_VALID_DAYS = 30
+WELCOME_VALID_DAYS = 30
 
 
 def coupon_code(key: str, secret: bytes) -> str:
@@ -77,6 +80,15 @@ class CouponDraft:
     min_spend_fen: int
     valid_from: datetime
     valid_until: datetime
+    template: str = ""  # what the coupon records of its template (`domain.templates`)
+    stacking_group: str = "cash"
+    usage: str = "single"
+
+
+def draft(key: str, kind: str, offer: CouponOffer, valid_from: datetime, valid_until: datetime) -> CouponDraft:
+    """A coupon on the terms of `offer`; the template's `kind`, when it names one, replaces the grant's."""
+    return CouponDraft(key, offer.kind or kind, offer.value_fen, offer.min_spend_fen, valid_from, valid_until,
+                       offer.template, offer.stacking_group, offer.usage)
 
 
 @dataclass(frozen=True)
@@ -109,14 +121,26 @@ def monthly_coupons(benefits: TierBenefits | None, month: Month, member_id: int)
     if benefits is None:
         return []
     drafts = []
-    values = [grant.value_fen for grant in benefits.monthly_coupons for _ in range(grant.count)]
-    for n, value_fen in enumerate(values, start=1):
-        drafts.append(CouponDraft(f"monthly:{month.label}:coupon:{n}:{member_id}", "monthly", value_fen, 0,
-                                  month.start, month.end))
+    offers = [grant.terms for grant in benefits.monthly_coupons for _ in range(grant.count)]
+    for n, offer in enumerate(offers, start=1):  # a template's valid_days is not read: valid for the month
+        drafts.append(draft(f"monthly:{month.label}:coupon:{n}:{member_id}", "monthly", offer, month.start, month.end))
     for n in range(1, (benefits.free_delivery_per_month or 0) + 1):
         drafts.append(CouponDraft(f"monthly:{month.label}:free_delivery:{n}:{member_id}", "free_delivery", 0, 0,
-                                  month.start, month.end))
+                                  month.start, month.end, stacking_group=DELIVERY))
     return drafts
+
+
+def welcome_coupons(pack: tuple[CouponGrant, ...], registered_at: datetime, zone: ZoneInfo,
+                    member_id: int) -> list[CouponDraft]:
+    """The welcome pack (`operations.welcome_pack`), valid from the registration for the pack's
+    `valid_days` (default 30) to the same local time of day. The ruleset gives every coupon of a
+    pack one validity (`parse_ruleset` checks it), so the pack is one `coupon.issued` event."""
+    offers = [grant.terms for grant in pack for _ in range(grant.count)]
+    if not offers:
+        return []
+    until = add_days_at(registered_at, offers[0].valid_days or WELCOME_VALID_DAYS, zone)
+    return [draft(f"welcome:coupon:{n}:{member_id}", "welcome", offer, registered_at, until)
+            for n, offer in enumerate(offers, start=1)]
 
 
 def birthdays_on(day: date) -> tuple[tuple[int, int], ...]:
@@ -135,10 +159,10 @@ def birthday_gifts(offer: CouponOffer | None, pack: bool, day: date, zone: ZoneI
     start, end = start_of_day(day, zone), start_of_day(day + timedelta(days=days), zone)
     drafts = []
     if offer is not None:
-        drafts.append(CouponDraft(f"birthday:{day.year}:coupon:{member_id}", "birthday", offer.value_fen,
-                                  offer.min_spend_fen, start, end))
-    if pack:
-        drafts.append(CouponDraft(f"birthday:{day.year}:pack:{member_id}", "birthday_pack", 0, 0, start, end))
+        drafts.append(draft(f"birthday:{day.year}:coupon:{member_id}", "birthday", offer, start, end))
+    if pack:  # a gift, not a discount: in no stacking group
+        drafts.append(CouponDraft(f"birthday:{day.year}:pack:{member_id}", "birthday_pack", 0, 0, start, end,
+                                  stacking_group=""))
     return drafts
 
 
@@ -148,8 +172,7 @@ def recall_coupon(offer: CouponOffer | None, due_at: datetime, expires_at: datet
     if offer is None:
         return None
     until = add_days_at(due_at, offer.valid_days, zone) if offer.valid_days else expires_at
-    return CouponDraft(f"recall:{local_date(expires_at, zone)}:{member_id}", "recall", offer.value_fen,
-                       offer.min_spend_fen, due_at, until)
+    return draft(f"recall:{local_date(expires_at, zone)}:{member_id}", "recall", offer, due_at, until)
 
 
 def sprint_is_on(day: date, sprint: Sprint) -> bool:
@@ -165,8 +188,7 @@ def sprint_coupon(offer: CouponOffer | None, month: Month, due_at: datetime, zon
     if offer is None:
         return None
     until = add_days_at(due_at, offer.valid_days, zone) if offer.valid_days else month.end
-    return CouponDraft(f"sprint:{month.label}:{member_id}", "sprint", offer.value_fen, offer.min_spend_fen,
-                       due_at, until)
+    return draft(f"sprint:{month.label}:{member_id}", "sprint", offer, due_at, until)
 
 
 def is_near(node: Condition, facts: Facts, window: Window, within_percent: Decimal) -> bool:

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from loyalty.domain.conditions import Condition, Predicate, compile_condition, parse_condition, requires_flag
 from loyalty.domain.errors import RulesetInvalid
 from loyalty.domain.periods import WEEKDAYS, Window
+from loyalty.domain.templates import CouponOffer, default_group, parse_offer, parse_templates
 
 ACTION_TYPES = ("check_in", "review", "share")
 EXPIRY_POLICIES = ("never", "days_after_earning", "end_of_month", "end_of_year")
@@ -39,6 +40,8 @@ BENEFIT_FLAGS = (
     "exclusive_events", "offline_invitations", "refund_priority",
 )
 ROUNDINGS = ("floor",)
+PRICE_STACKINGS = ("better", "both")  # how member day and tier discount combine in a quote
+PRICE_ROUNDINGS = ("half_up", "floor")  # how a line's percentage discount becomes whole fen
 # Bounds of what the store keeps: RulesetVersion.name and Member.tier (and TierChange's tiers)
 # are varchar(100) and varchar(32), which PostgreSQL and MariaDB refuse to overflow. A tier's
 # name is kept only inside the document, but shown on every status: a label, as long as a name.
@@ -111,8 +114,15 @@ class PointsRules:
 
 @dataclass(frozen=True)
 class CouponGrant:
+    """`count` coupons of `value_fen` a grant issues on the terms of `offer` (None: the defaults)."""
+
     value_fen: int
     count: int
+    offer: CouponOffer | None = None
+
+    @property
+    def terms(self) -> CouponOffer:
+        return self.offer or CouponOffer(self.value_fen, stacking_group=default_group(self.value_fen))
 
 
 @dataclass(frozen=True)
@@ -121,15 +131,6 @@ class TierBenefits:
     free_delivery_per_month: int | None = 0  # None: unlimited
     discount: Decimal = Decimal(0)  # 0.10 = 10% off
     flags: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class CouponOffer:
-    """A coupon an operation grants. `valid_days` None: the operation's own validity (see docs)."""
-
-    value_fen: int
-    min_spend_fen: int = 0
-    valid_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,19 @@ class Operations:
     recall: Recall | None = None
     after_upgrade: AfterUpgrade | None = None
     expiring_notice_days: int = 30  # points.expiring notices this many days ahead; 0: none
-    budgets: Mapping[str, int] = field(default_factory=dict)  # tier -> fen per month (not enforced yet)
+    budgets: Mapping[str, int] = field(default_factory=dict)  # tier -> fen of coupons per local month (benefits.md)
+    welcome_pack: tuple[CouponGrant, ...] = ()  # issued on registration through the API; empty: none
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """How a price quote combines the member-day and the tier discount: `better` (the larger rate
+    applies) or `both` (member day first, then the tier discount on what is left); and how each
+    line's discount is rounded to the fen: `half_up` (half a fen goes to the member, as a till
+    rounds) or `floor` (never more than the rate gives). See docs/quotes.md."""
+
+    stacking: str = "better"
+    rounding: str = "half_up"
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,8 @@ class Ruleset:
     member_day: tuple[str, Decimal] | None = None  # (weekday, discount)
     notice_days: int = 90
     operations: Operations = field(default_factory=Operations)
+    pricing: Pricing = field(default_factory=Pricing)
+    coupons: Mapping[str, CouponOffer] = field(default_factory=dict)  # the coupon templates, by code
     tier_tests: tuple[Predicate, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -216,6 +231,8 @@ def parse_ruleset(document: Mapping[str, Any]) -> Ruleset:
     r.only(document, "", {
         "name", "timezone", "currency", "tiers", "evaluation", "score", "growth", "actions",
         "points", "benefits", "member_day", "publishing", "risk", "operations", "description",
+        "pricing",
+        "coupons",
     })
     name = r.text(document.get("name", "unnamed"), "name", NAME_MAX)
     zone = r.timezone(document.get("timezone", "Asia/Shanghai"), "timezone")
@@ -223,6 +240,7 @@ def parse_ruleset(document: Mapping[str, Any]) -> Ruleset:
     tiers = _tiers(r, document.get("tiers"), score_enabled=score is not None)
     risk = r.mapping(document.get("risk", {}), "risk")
     r.only(risk, "risk", {"daily_growth_cap"})
+    r.templates = parse_templates(r, document.get("coupons"))  # before the grants that name them
     ruleset = Ruleset(
         name=name,
         timezone=zone,
@@ -238,6 +256,8 @@ def parse_ruleset(document: Mapping[str, Any]) -> Ruleset:
         notice_days=r.integer(r.mapping(document.get("publishing", {}), "publishing").get("notice_days", 90),
                               "publishing.notice_days", minimum=0),
         operations=_operations(r, document.get("operations", {}), {t.code for t in tiers}),
+        pricing=_pricing(r, document.get("pricing", {})),
+        coupons=r.templates,
     )
     if r.problems:
         raise RulesetInvalid(r.problems)
@@ -249,6 +269,7 @@ class _Reader:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.templates: dict[str, CouponOffer] = {}  # the `coupons:` section, once read
 
     def fail(self, path: str, problem: str) -> None:
         self.problems.append(f"{path or '$'}: {problem}")
@@ -472,12 +493,7 @@ def _benefits(r: _Reader, raw: object, tier_codes: set[str]) -> Mapping[str, Tie
             r.fail(path, f"unknown tier {code!r}")
         item = r.mapping(item, path)
         r.only(item, path, {"monthly_coupons", "free_delivery_per_month", "discount", "flags"})
-        coupons = []
-        for i, c in enumerate(r.sequence(item.get("monthly_coupons"), f"{path}.monthly_coupons")):
-            c = r.mapping(c, f"{path}.monthly_coupons[{i}]")
-            r.only(c, f"{path}.monthly_coupons[{i}]", {"value", "count"})
-            coupons.append(CouponGrant(r.fen(c.get("value"), f"{path}.monthly_coupons[{i}].value"),
-                                       r.integer(c.get("count", 1), f"{path}.monthly_coupons[{i}].count", minimum=1)))
+        coupons = _grants(r, item.get("monthly_coupons"), f"{path}.monthly_coupons", inline={"value"})
         delivery = item.get("free_delivery_per_month", 0)
         flags = r.sequence(item.get("flags"), f"{path}.flags")
         for flag in flags:
@@ -487,13 +503,20 @@ def _benefits(r: _Reader, raw: object, tier_codes: set[str]) -> Mapping[str, Tie
         if discount >= 1:
             r.fail(f"{path}.discount", "a discount is a fraction below 1 (0.10 = 10% off)")
         benefits[code] = TierBenefits(
-            monthly_coupons=tuple(coupons),
+            monthly_coupons=coupons,
             free_delivery_per_month=None if delivery == "unlimited"
             else r.integer(delivery, f"{path}.free_delivery_per_month"),
             discount=discount,
             flags=frozenset(str(flag) for flag in flags),
         )
     return benefits
+
+
+def _pricing(r: _Reader, raw: object) -> Pricing:
+    raw = r.mapping(raw, "pricing")
+    r.only(raw, "pricing", {"stacking", "rounding"})
+    return Pricing(stacking=r.choice(raw.get("stacking", "better"), "pricing.stacking", PRICE_STACKINGS),
+                   rounding=r.choice(raw.get("rounding", "half_up"), "pricing.rounding", PRICE_ROUNDINGS))
 
 
 def _member_day(r: _Reader, raw: object) -> tuple[str, Decimal] | None:
@@ -510,7 +533,10 @@ def _member_day(r: _Reader, raw: object) -> tuple[str, Decimal] | None:
 
 def _operations(r: _Reader, raw: object, tier_codes: set[str]) -> Operations:
     raw = r.mapping(raw, "operations")
-    r.only(raw, "operations", {"birthday_coupon", "sprint", "recall", "after_upgrade", "points_expiring", "budgets"})
+    r.only(raw, "operations", {"birthday_coupon", "sprint", "recall", "after_upgrade", "points_expiring", "budgets",
+                               "welcome_pack"})
+    welcome = r.mapping(raw.get("welcome_pack"), "operations.welcome_pack")
+    r.only(welcome, "operations.welcome_pack", {"coupons"})
     expiring = r.mapping(raw.get("points_expiring", {}), "operations.points_expiring")
     r.only(expiring, "operations.points_expiring", {"days_before"})
     budgets = {}
@@ -525,24 +551,39 @@ def _operations(r: _Reader, raw: object, tier_codes: set[str]) -> Operations:
         after_upgrade=_after_upgrade(r, raw.get("after_upgrade")),
         expiring_notice_days=r.integer(expiring.get("days_before", 30), "operations.points_expiring.days_before"),
         budgets=budgets,
+        welcome_pack=_welcome_pack(r, welcome.get("coupons")),
     )
 
 
+def _welcome_pack(r: _Reader, raw: object) -> tuple[CouponGrant, ...]:
+    """The pack is one grant with one validity, announced in one `coupon.issued` event."""
+    pack = _grants(r, raw, "operations.welcome_pack.coupons")
+    if len({grant.terms.valid_days for grant in pack}) > 1:
+        r.fail("operations.welcome_pack.coupons", "every coupon of the pack needs the same valid_days")
+    return pack
+
+
+def _grants(r: _Reader, raw: object, path: str, inline: set[str] | None = None) -> tuple[CouponGrant, ...]:
+    """`[{template, count} | {value, ..., count}]`: `count` coupons of each (default 1). Inline
+    monthly coupons take only a value (they are valid for their month, with no minimum)."""
+    grants = []
+    for i, item in enumerate(r.sequence(raw, path)):
+        item = r.mapping(item, f"{path}[{i}]")
+        if inline is None:
+            offer = parse_offer(r, item, f"{path}[{i}]", r.templates, extra={"count"})
+        else:
+            offer = parse_offer(r, item, f"{path}[{i}]", r.templates, extra={"count"}, inline=inline, positive=False)
+        count = r.integer(item.get("count", 1), f"{path}[{i}].count", minimum=1)
+        if offer is not None:
+            grants.append(CouponGrant(offer.value_fen, count, offer))
+    return tuple(grants)
+
+
 def _offer(r: _Reader, raw: object, path: str) -> CouponOffer | None:
+    """An operation's coupon: a template, or inline `{value, min_spend, valid_days}`."""
     if raw is None:
         return None
-    raw = r.mapping(raw, path)
-    r.only(raw, path, {"value", "min_spend", "valid_days"})
-    if "value" not in raw:
-        r.fail(f"{path}.value", "required: the coupon's value in yuan")
-        return None
-    found = len(r.problems)
-    value = r.fen(raw["value"], f"{path}.value")
-    if value <= 0 and len(r.problems) == found:
-        r.fail(f"{path}.value", f"a coupon is worth more than 0, got {raw['value']!r}")
-    days = raw.get("valid_days")
-    return CouponOffer(value, r.fen(raw.get("min_spend", 0), f"{path}.min_spend"),
-                       None if days is None else r.integer(days, f"{path}.valid_days", minimum=1))
+    return parse_offer(r, r.mapping(raw, path), path, r.templates)
 
 
 def _sprint(r: _Reader, raw: object, tier_codes: set[str]) -> Sprint | None:

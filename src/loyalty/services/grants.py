@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from functools import reduce
@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet, Sum
 
 from loyalty.clock import Clock, system_clock
+from loyalty.domain.budgets import grant_cost
 from loyalty.domain.conditions import AMOUNT_METRICS, Facts, MetricKey
 from loyalty.domain.grants import (
     CouponDraft,
@@ -47,7 +48,8 @@ from loyalty.domain.money import format_fen
 from loyalty.domain.periods import local_date
 from loyalty.domain.rules import Ruleset, Sprint, Tier
 from loyalty.domain.tiers import Gap, Standing, evaluate, gaps, with_score
-from loyalty.services import rulesets
+from loyalty.services import budgets, rulesets
+from loyalty.services.budgets import Rationing
 from loyalty.services.outbox import LOOKUP_CHUNK, Emission, emit_rows, event_rows, stored_key, utc_text
 from loyalty.services.overlap import overlapped
 from loyalty.services.tiers import window_facts
@@ -57,8 +59,14 @@ from loyalty.store.models import Coupon, Member, OutboxEvent, PointsLot
 
 CHUNK = 5_000
 COUPON_FIELDS = ("member", "code", "key", "kind", "value_fen", "min_spend_fen", "issued_at", "valid_from",
-                 "valid_until", "order_id", "ruleset_version")
+                 "valid_until", "order_id", "ruleset_version", "template", "stacking_group", "usage")
 COUPON_KEY = COUPON_FIELDS.index("key")
+
+
+def coupon_row(member_id: int, code: str, c: CouponDraft, issued_at: datetime, version: int) -> tuple[Any, ...]:
+    """The coupon's row in COUPON_FIELDS order: its template's terms recorded as issued."""
+    return (member_id, code, c.key, c.kind, c.value_fen, c.min_spend_fen, issued_at, c.valid_from, c.valid_until,
+            "", version, c.template, c.stacking_group, c.usage)
 Counts = dict[str, int]
 MemberFacts = Mapping[int, Mapping[MetricKey, int | Decimal]]
 
@@ -74,6 +82,7 @@ class Award:
     key: str
     coupons: list[CouponDraft]
     notice: tuple[str, dict[str, Any]] | None = None
+    tier: str = ""  # the tier granted for, which a budget charges ("": none)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ class _Run:
     dry_run: bool
     counts: Counter[str] = field(default_factory=lambda: Counter(members=0, coupons=0, events=0))
     times: dict[datetime, str] = field(default_factory=dict)  # validity times as events show them, each once
+    budget: Rationing | None = None  # None: no budgets in the ruleset, and not one query more
 
     def issue(self, awards: list[Award]) -> None:
         """One chunk: the coupons and events not there yet, in one transaction."""
@@ -107,8 +117,8 @@ class _Run:
         database, so the next chunk can be prepared while this one is written (`overlap`)."""
         awards = [a for a in awards if a.coupons or a.notice]
         codes = {c.key: coupon_code(c.key, settings.SECRET_KEY.encode()) for a in awards for c in a.coupons}
-        coupons = [(a.member_id, codes[c.key], c.key, c.kind, c.value_fen, c.min_spend_fen, self.due_at, c.valid_from,
-                    c.valid_until, "", self.version) for a in awards for c in a.coupons]
+        coupons = [coupon_row(a.member_id, codes[c.key], c, self.due_at, self.version)
+                   for a in awards for c in a.coupons]
         events = [event_rows(self._events(a, codes)) for a in awards] if not self.dry_run else []
         return _Batch(awards, codes, coupons, events)
 
@@ -119,16 +129,53 @@ class _Run:
         if not batch.awards:
             return
         if self.dry_run:
-            self._count(batch.awards, self._written_at(batch.awards, batch.codes))
+            written = self._written_at(batch.awards, batch.codes)
+            if self.budget is not None:
+                batch, written = self._ration(batch, written)
+            self._count(batch.awards, written)
             return
         with transaction.atomic():
             raw.asynchronous_commit()  # a resumable job's chunk
             written = self._written_at(batch.awards, batch.codes)
+            if self.budget is not None:
+                batch, written = self._ration(batch, written)
             insert_rows(Coupon, COUPON_FIELDS, [row for row in batch.coupons if row[COUPON_KEY] not in written])
             # New for certain: the grants not written yet have none of their events written.
             emit_rows([row for award, rows in zip(batch.awards, batch.events, strict=True)
                        if _first(award, written) is None for row in rows], new=True)
         self._count(batch.awards, written)
+
+    def _ration(self, batch: _Batch, written: dict[str, datetime]) -> tuple[_Batch, dict[str, datetime]]:
+        """Under budgets (docs/benefits.md, Budgets): the grants with a cost in a budgeted tier
+        that are not written yet are charged, in member-id order; those that do not fit, and
+        those deferred before, lose their coupons here (a notice still goes, without them). The
+        notice of a grant deferred before was written with its deferral: `written` says when."""
+        assert self.budget is not None
+        costed = [a for a in batch.awards if self.budget.covers(a.tier, grant_cost(a.coupons))]
+        if not costed:
+            return batch, written
+        deferred = budgets.deferred_at([a.key for a in costed])
+        fresh = [budgets.Claim(a.key, a.member_id, a.external_id, a.tier, a.reason, a.coupons, grant_cost(a.coupons))
+                 for a in costed if a.key not in deferred and _first(a, written) is None]
+        now = self.budget.decide(fresh)
+        deferred.update(dict.fromkeys(now, self.due_at))
+        self.counts["deferred"] += sum(1 for a in costed if deferred.get(a.key) == self.due_at)
+        held = {a.key for a in costed if a.key in deferred and _first(a, written) is None}
+        if not held:
+            return batch, written
+        awards, events, written = [], [], dict(written)
+        for index, award in enumerate(batch.awards):
+            if award.key not in held:
+                awards.append(award)
+                events.append(batch.events[index] if batch.events else [])
+            elif award.notice is not None:
+                awards.append(replace(award, coupons=[]))
+                events.append([] if self.dry_run else event_rows(self._events(awards[-1], batch.codes)))
+                if award.key not in now:
+                    written[stored_key(award.notice[0], award.key)] = deferred[award.key]
+        dropped = {c.key for a in batch.awards if a.key in held for c in a.coupons}
+        coupons = [row for row in batch.coupons if row[COUPON_KEY] not in dropped]
+        return _Batch(awards, batch.codes, coupons, events if batch.events else []), written
 
     def _events(self, award: Award, codes: Mapping[str, str]) -> Iterator[Emission]:
         """`coupon.issued` for the coupons, and the notice; recorded at the due moment, so that a
@@ -162,6 +209,18 @@ class _Run:
         return dict(self.counts)
 
 
+def issue_now(award: Award, at: datetime, version: int) -> int:
+    """One grant written in the caller's transaction, as of `at` (the welcome pack, with its
+    registration): its coupons and its `coupon.issued` event, unless its coupons exist already.
+    Answers how many coupons it wrote."""
+    batch = _Run(at, version, dry_run=False).prepare([award])
+    if not batch.coupons or _written(Coupon, "issued_at", list(batch.codes)):
+        return 0
+    insert_rows(Coupon, COUPON_FIELDS, batch.coupons)
+    emit_rows([row for rows in batch.events for row in rows], new=True)
+    return len(batch.coupons)
+
+
 def _first(award: Award, written: Mapping[str, datetime]) -> datetime | None:
     """When the grant was first written (its earliest coupon, or its notice), or None: not yet."""
     if award.coupons:
@@ -172,7 +231,11 @@ def _first(award: Award, written: Mapping[str, datetime]) -> datetime | None:
 
 def _start(due_at: datetime, dry_run: bool) -> tuple[Ruleset, _Run]:
     active = rulesets.in_force(due_at)
-    return active.ruleset, _Run(due_at, active.version, dry_run)
+    budget = budgets.rationing(active.ruleset, due_at, active.version, dry_run)
+    run = _Run(due_at, active.version, dry_run, budget=budget)
+    if run.budget is not None:
+        run.counts["deferred"] = 0
+    return active.ruleset, run
 
 
 def monthly_benefits(due_at: datetime, *, clock: Clock = system_clock, dry_run: bool = False,
@@ -184,7 +247,8 @@ def monthly_benefits(due_at: datetime, *, clock: Clock = system_clock, dry_run: 
     entitled = [code for code, benefits in ruleset.benefits.items() if monthly_coupons(benefits, month, 0)]
     def prepare(rows: list[tuple[Any, ...]]) -> _Batch:
         return run.prepare([Award(m, external_id, "monthly", f"monthly:{month.label}:{m}",
-                                  monthly_coupons(ruleset.benefits[tier], month, m)) for m, external_id, tier in rows])
+                                  monthly_coupons(ruleset.benefits[tier], month, m), tier=tier)
+                            for m, external_id, tier in rows])
 
     # The largest grant of all (every member in an entitled tier): each chunk is prepared while
     # the one before it is written.
@@ -206,7 +270,8 @@ def birthday(due_at: datetime, *, clock: Clock = system_clock, dry_run: bool = F
         query = query.filter(tier__in=packs)
     for rows in _members(query, ("external_id", "tier"), chunk):
         run.issue([Award(m, external_id, "birthday", f"birthday:{day.year}:{m}",
-                         birthday_gifts(offer, tier in packs, day, zone, m)) for m, external_id, tier in rows])
+                         birthday_gifts(offer, tier in packs, day, zone, m), tier=tier)
+                   for m, external_id, tier in rows])
     return run.result()
 
 
@@ -242,7 +307,8 @@ def downgrade_warnings(due_at: datetime, *, clock: Clock = system_clock, dry_run
                 coupon = recall_coupon(recall.coupon, due_at, expires_at, zone, m)
                 awards.append(Award(m, external_id, "recall", f"recall:{local_date(expires_at, zone)}:{m}",
                                     [coupon] if coupon else [], ("member.downgrade_warning", {
-                                        "tier": tier, "drops_to": decision.to_code, "expires_at": expires_at})))
+                                        "tier": tier, "drops_to": decision.to_code, "expires_at": expires_at}),
+                                    tier=tier))
         run.issue(awards)
     return run.result()
 
@@ -274,7 +340,7 @@ def sprint(due_at: datetime, *, clock: Clock = system_clock, dry_run: bool = Fal
             coupon = sprint_coupon(rule.coupon, month, due_at, zone, m)
             awards.append(Award(m, external_id, "sprint", f"sprint:{month.label}:{m}", [coupon] if coupon else [], (
                 "member.sprint_notice", {"tier": tier, "next_tier": near[0].code,
-                                         "gaps": [_gap_data(gap) for gap in near[1]]})))
+                                         "gaps": [_gap_data(gap) for gap in near[1]]}), tier=tier))
         run.issue(awards)
     return run.result()
 

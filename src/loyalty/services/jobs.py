@@ -40,7 +40,7 @@ from loyalty.clock import Clock, system_clock
 from loyalty.domain.periods import require_aware
 from loyalty.domain.rules import Ruleset
 from loyalty.domain.schedule import LOOKBACK, Schedule, daily, due_between, latest_due, monthly, monthly_days
-from loyalty.services import grants, points, rulesets, tiers
+from loyalty.services import deferrals, grants, points, rulesets, tiers
 from loyalty.services.rulesets import Rulebook
 from loyalty.store import locks
 from loyalty.store.models import JobRun, LedgerEntry, PointsLot, TierChange
@@ -130,10 +130,17 @@ def expiring_notice_schedule(ruleset: Ruleset) -> Schedule | None:
     return daily() if ruleset.operations.expiring_notice_days else None
 
 
+def release_schedule(ruleset: Ruleset) -> Schedule | None:
+    return daily() if ruleset.operations.budgets else None
+
+
 JOBS: dict[str, Job] = {job.name: job for job in (
     Job("tier_evaluation", monthly(1), evaluate_tiers_monthly,
         "evaluate every member's tier (upgrades; expired tiers renewed or lowered)"),
     Job("points_expiry", POINTS_EXPIRY_SCHEDULE, expire_points_daily, "expire points lots past their expiry"),
+    # Before the grants: grants deferred by a budget are first in line for the day's budget.
+    Job("release_deferred", release_schedule, deferrals.release_deferred,
+        "issue grants a budget deferred once it allows them; lapse those past their validity"),
     Job("monthly_benefits", monthly(1), grants.monthly_benefits,
         "issue each tier's monthly coupons and free deliveries for the month"),
     Job("birthday_gifts", daily(), grants.birthday, "birthday coupon, and the pack where the tier has it"),

@@ -77,9 +77,9 @@ class Book:
         self.add_totals(member_id, **{f"{ledger}_balance": delta})
 
     def award_points(self, member: MemberRow, points: int, posting: Posting, *,
-                     available_at: datetime, expires_at: datetime | None) -> None:
+                     available_at: datetime, expires_at: datetime | None, reverses_id: int | None = None) -> None:
         """+points: outstanding debts are paid first, the rest becomes a lot."""
-        self.post(member.id, "points", points, posting)
+        self.post(member.id, "points", points, posting, reverses_id=reverses_id)
         left = points
         if member.points_debt > 0:
             left = self._pay_debts(member, points)

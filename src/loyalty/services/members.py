@@ -12,11 +12,14 @@ from django.db.models import Max, Min
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.conditions import Facts
+from loyalty.domain.entitlements import Entitlements, entitlements
 from loyalty.domain.errors import InvalidInput, NotFound
 from loyalty.domain.events import text_id
+from loyalty.domain.grants import welcome_coupons
 from loyalty.domain.rules import Tier
 from loyalty.domain.tiers import Gap, gaps, next_tier, with_score
 from loyalty.services import rulesets
+from loyalty.services.grants import Award, issue_now
 from loyalty.services.ledger import check_replay, payload_hash
 from loyalty.services.tiers import window_facts
 from loyalty.store import raw, sql
@@ -40,8 +43,10 @@ class Registration:
 
 
 def register_member(external_id: str, *, birthday: date | None = None, clock: Clock = system_clock,
-                    registered_at: datetime | None = None) -> Registration:
-    """Create the member in the base tier of the ruleset in force; a replay returns the same member."""
+                    registered_at: datetime | None = None, welcome: bool = False) -> Registration:
+    """Create the member in the base tier of the ruleset in force; a replay returns the same member
+    and issues nothing. `welcome`: a sign-up (the API's registration), which also issues the
+    ruleset's welcome pack, in the same transaction."""
     _check_external_id(external_id)
     at = registered_at or clock.now()
     digest = _registration_hash(external_id, birthday)
@@ -49,19 +54,35 @@ def register_member(external_id: str, *, birthday: date | None = None, clock: Cl
     if existing is not None:
         check_replay(existing.payload_hash, digest, f"member {external_id}", "external_id")
         return Registration(existing, created=False)
-    base = rulesets.in_force(at).ruleset.base_tier.code
+    active = rulesets.in_force(at)
     try:
         with transaction.atomic():
-            member = Member.objects.create(external_id=external_id, tier=base, tier_reached_at=at,
-                                           birthday=birthday, registered_at=at, payload_hash=digest)
+            member = Member.objects.create(external_id=external_id, tier=active.ruleset.base_tier.code,
+                                           tier_reached_at=at, birthday=birthday, registered_at=at,
+                                           payload_hash=digest)
+            if welcome:
+                _welcome(member, active, at)
     except IntegrityError:  # a concurrent registration of the same id won the race
-        return register_member(external_id, birthday=birthday, clock=clock, registered_at=registered_at)
+        if not Member.objects.filter(external_id=external_id).exists():
+            raise  # something else (never retried: it would fail again)
+        return register_member(external_id, birthday=birthday, clock=clock, registered_at=registered_at,
+                               welcome=welcome)
     return Registration(member, created=True)
+
+
+def _welcome(member: Member, active: rulesets.ActiveRuleset, at: datetime) -> None:
+    """The welcome pack of the ruleset in force (`operations.welcome_pack`), in the registration's
+    transaction: it commits, or rolls back, with the member. Keyed `welcome:<member id>`."""
+    ruleset = active.ruleset
+    pack = welcome_coupons(ruleset.operations.welcome_pack, at, ruleset.timezone, member.id)
+    if pack:
+        issue_now(Award(member.id, member.external_id, "welcome", f"welcome:{member.id}", pack), at, active.version)
 
 
 def register_many(first_seen: Mapping[str, datetime], *, birthdays: Mapping[str, date] | None = None,
                   clock: Clock = system_clock) -> int:
-    """Register, set-based, every external id not yet known, as of the given time; returns how many."""
+    """Register, set-based, every external id not yet known, as of the given time; returns how many.
+    Imports of customers the shop already had: no welcome pack (see docs/benefits.md)."""
     birthdays = birthdays or {}
     ids = list(first_seen)
     known: set[str] = set()
@@ -125,6 +146,8 @@ class MemberStatus:
     next_tier: Tier | None
     gaps: list[Gap]
     recent: list[EntryView]
+    benefits: Entitlements  # of the tier held, under the ruleset in force
+    next_benefits: Entitlements | None  # of the next tier
 
 
 def member_status(external_id: str, *, clock: Clock = system_clock, entries: int = 10) -> MemberStatus:
@@ -147,4 +170,6 @@ def _status(external_id: str, now: datetime, entries: int) -> MemberStatus:
         growth_balance=member.growth_balance, points_balance=member.points_balance,
         points_spendable=member.points_spendable, points_debt=member.points_debt,
         next_tier=upcoming, gaps=gaps(upcoming, facts, ruleset) if upcoming else [],
-        recent=[EntryView(*row) for row in sql.latest_entries(member.id, entries)])
+        recent=[EntryView(*row) for row in sql.latest_entries(member.id, entries)],
+        benefits=entitlements(ruleset, member.tier),
+        next_benefits=entitlements(ruleset, upcoming.code) if upcoming else None)

@@ -32,7 +32,7 @@ from loyalty.store.models import LedgerEntry, Order, OrderItem
 from loyalty.store.sql import MemberRow
 
 ORDER_FIELDS = ("order_id", "member", "paid_at", "business_date", "amount_fen", "growth_base",
-                "growth_bonus", "points", "ruleset_version", "payload_hash", "recorded_at")
+                "growth_bonus", "points", "ruleset_version", "payload_hash", "recorded_at", "quote_id")
 ITEM_FIELDS = ("order", "member", "sku", "category", "amount_fen")
 
 
@@ -126,7 +126,7 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
         self.existing[event.order_id] = (event.order_id, digest, member.external_id, awarded.base,
                                          awarded.bonus, points, active.version)
         self.orders.append((event.order_id, member.id, event.paid_at, day, event.amount_fen, awarded.base,
-                            awarded.bonus, points, active.version, digest, self.now))
+                            awarded.bonus, points, active.version, digest, self.now, event.quote_id))
         self.items.extend((event.order_id, member.id, sku, line.category or "", line.amount_fen)
                           for sku, line in zip(event.skus, event.lines, strict=True))
         return OrderOutcome(event.order_id, member.external_id, awarded.total, points, active.version)

@@ -12,24 +12,11 @@ from datetime import datetime
 from django.db import transaction
 
 from loyalty.clock import Clock, system_clock
-from loyalty.domain.errors import InvalidInput, NotFound, Refused
-from loyalty.domain.events import MAX_UNITS, plain_text, text_id
 from loyalty.domain.periods import local_date
-from loyalty.domain.points import draw
-from loyalty.services import rulesets
-from loyalty.services.batches import retry_races
-from loyalty.services.ledger import (
-    Book,
-    Posting,
-    check_replay,
-    live_lots,
-    lock_member_ids,
-    lock_members,
-    payload_hash,
-    take_from_lots,
-)
+from loyalty.services import rewards, rulesets
+from loyalty.services.ledger import Book, Posting, lock_member_ids
 from loyalty.store import raw
-from loyalty.store.models import PointsLot, Redemption
+from loyalty.store.models import PointsLot
 
 
 @dataclass(frozen=True)
@@ -42,39 +29,9 @@ class RedemptionOutcome:
 
 def redeem_points(external_id: str, points: int, *, redemption_id: str, note: str = "",
                   clock: Clock = system_clock) -> RedemptionOutcome:
-    if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_UNITS:
-        raise InvalidInput(f"points must be a whole number from 1 to {MAX_UNITS:,}", field="points")
-    text_id({"redemption_id": redemption_id}, "redemption_id")
-    plain_text(note, "note", max_length=200)
-    digest = payload_hash({"member": external_id, "points": points, "note": note})
-
-    def redeem() -> RedemptionOutcome:
-        with transaction.atomic():
-            member = lock_members([external_id]).get(external_id)
-            if member is None:
-                raise NotFound(f"unknown member {external_id!r}", field="member", code="unknown_member")
-            # IMPORTANT: look for a replay only under the member's lock: a concurrent retry waits here.
-            existing = Redemption.objects.filter(redemption_id=redemption_id).first()
-            if existing is not None:
-                check_replay(existing.payload_hash, digest, f"redemption {redemption_id}", "redemption_id")
-                return RedemptionOutcome(redemption_id, external_id, existing.points, replayed=True)
-            now = clock.now()
-            takes, shortfall = draw(live_lots(member.id, now), points, now)
-            if shortfall:
-                raise Refused(f"not enough spendable points: {points - shortfall} of {points}", field="points",
-                              code="insufficient_points")
-            take_from_lots(takes)
-            active = rulesets.in_force(now)
-            book = Book(now)
-            day = local_date(now, active.ruleset.timezone)
-            posting = Posting("redemption", redemption_id, f"redemption:{redemption_id}", active.version, now, day)
-            book.post(member.id, "points", -points, posting)
-            book.flush()
-            Redemption.objects.create(redemption_id=redemption_id, member_id=member.id, points=points, note=note,
-                                      payload_hash=digest, created_at=now)
-        return RedemptionOutcome(redemption_id, external_id, points)
-
-    return retry_races(redeem)
+    """Spend `points` on something the platform prices itself (`rewards.redeem` without a reward)."""
+    view = rewards.redeem(external_id, redemption_id, points=points, note=note, clock=clock)
+    return RedemptionOutcome(view.redemption_id, view.member, view.points, replayed=view.replayed)
 
 
 def expire_points(as_of: datetime, *, clock: Clock = system_clock, chunk: int = 5000) -> int:

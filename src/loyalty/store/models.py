@@ -76,6 +76,7 @@ class Order(models.Model):
     ruleset_version = models.IntegerField()
     payload_hash = models.CharField(max_length=64)
     recorded_at = models.DateTimeField()
+    quote_id = models.CharField(max_length=64, blank=True, default="")  # the price quote it cites, if any
 
     class Meta:
         db_table = "orders"
@@ -224,19 +225,73 @@ class Adjustment(models.Model):
         db_table = "adjustments"
 
 
+REWARD_KINDS = [(k, k) for k in ("goods", "coupon")]
+
+
+class Reward(models.Model):
+    """The points catalogue: goods (the platform delivers them) or coupons issued at once, for
+    `points_cost` points each. `stock` null is unlimited; it only shrinks under a condition, so
+    it never goes below zero. Operators manage it in the admin (docs/benefits.md)."""
+
+    code = models.SlugField(max_length=64, unique=True, help_text="What the API names it, e.g. mug-2027.")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=REWARD_KINDS, default="goods")
+    points_cost = models.BigIntegerField(help_text="Points per unit; more than zero.")
+    value_fen = models.BigIntegerField(default=0, help_text="Coupon rewards: the coupon's face value, in fen.")
+    min_spend_fen = models.BigIntegerField(default=0, help_text="Coupon rewards: the spend it needs, in fen.")
+    valid_days = models.IntegerField(null=True, blank=True, help_text="Coupon rewards: days valid from issue.")
+    stock = models.BigIntegerField(null=True, blank=True, help_text="Units left; empty means unlimited.")
+    per_member_limit = models.IntegerField(null=True, blank=True,
+                                           help_text="Units one member may hold (reversed ones not counted).")
+    active = models.BooleanField(default=True)
+    available_from = models.DateTimeField(null=True, blank=True)
+    available_until = models.DateTimeField(null=True, blank=True, help_text="Exclusive.")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "rewards"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(points_cost__gt=0), name="rewards_cost_positive"),
+            models.CheckConstraint(condition=models.Q(stock__isnull=True) | models.Q(stock__gte=0),
+                                   name="rewards_stock_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name})"
+
+
+REDEMPTION_STATES = [(s, s) for s in ("completed", "reversed")]
+
+
 class Redemption(models.Model):
+    """Points spent: on `quantity` units of a reward, or (no reward) on something the platform
+    prices itself. `lots` keeps what was drawn, [[lot id, expires_at or null, points], ...], so
+    a replay answers the first answer and a reversal knows the expiries to give back."""
+
     redemption_id = models.CharField(max_length=64, unique=True)
     member = models.ForeignKey(Member, on_delete=models.PROTECT)
     points = models.BigIntegerField()
     note = models.CharField(max_length=200, blank=True)
     payload_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField()
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, null=True, blank=True, db_index=False)
+    quantity = models.IntegerField(default=1)
+    state = models.CharField(max_length=10, choices=REDEMPTION_STATES, default="completed")
+    lots = models.JSONField(default=list, blank=True)
+    balance_after = models.BigIntegerField(null=True, blank=True)
+    ruleset_version = models.IntegerField(null=True, blank=True)
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversed_by = models.CharField(max_length=100, blank=True)
 
     class Meta:
         db_table = "redemptions"
+        # redemptions_member_reward: the per-member limit counts a member's units of one reward.
+        indexes = [models.Index(fields=["member", "reward", "state"], name="redemptions_member_reward")]
 
 
-SCOPES = ("events:write", "members:read", "members:write", "coupons:write", "rulesets:write", "reports:read")
+SCOPES = ("events:write", "members:read", "members:write", "coupons:write", "rulesets:write", "reports:read",
+          "points:write")
 
 
 class ApiKey(models.Model):
@@ -260,7 +315,8 @@ class ApiKey(models.Model):
 
 
 WEBHOOK_EVENTS = ("member.tier_changed", "member.downgrade_warning", "coupon.issued", "points.expiring",
-                  "points.adjusted", "member.sprint_notice")
+                  "points.adjusted", "member.sprint_notice", "coupon.redeemed", "coupon.returned", "coupon.revoked",
+                  "budget.exceeded", "points.redeemed", "points.redemption_reversed")
 
 
 class WebhookEndpoint(models.Model):
@@ -373,6 +429,15 @@ class Coupon(models.Model):
     redeemed_at = models.DateTimeField(null=True, blank=True)
     order_id = models.CharField(max_length=64, blank=True)
     ruleset_version = models.IntegerField(null=True, blank=True)
+    # Recorded at issue from the ruleset's template (docs/benefits.md): a later ruleset never
+    # changes the rules of a coupon already issued.
+    # Defaults in the database too: bulk inserts that name only the older columns stay valid.
+    template = models.CharField(max_length=64, blank=True, default="", db_default="")  # "": an inline grant
+    stacking_group = models.CharField(max_length=32, blank=True, default="cash", db_default="cash")  # "": any
+    usage = models.CharField(max_length=16, default="single", db_default="single")  # single | once_per_member
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=100, blank=True, default="", db_default="")
+    revoke_reason = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         db_table = "coupons"
@@ -395,3 +460,71 @@ class Invitation(models.Model):
 
     class Meta:
         db_table = "invitations"
+
+
+class BudgetSpend(models.Model):
+    """What the grant jobs issued to one tier in one local month ("2027-02") under a budget, in
+    face value (docs/benefits.md, Budgets). Locked and updated in each chunk's transaction, so
+    concurrent runs never overspend; `alerted_at` records the month's one budget alert."""
+
+    tier = models.CharField(max_length=32)
+    month = models.CharField(max_length=7)
+    spent_fen = models.BigIntegerField(default=0)
+    alerted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "budget_spends"
+        constraints = [models.UniqueConstraint(fields=["tier", "month"], name="budget_spends_once")]
+        verbose_name = "budget spend"
+
+    def __str__(self) -> str:
+        return f"{self.tier} {self.month}"
+
+
+DEFERRAL_STATES = [(s, s) for s in ("deferred", "released", "lapsed")]
+
+
+class DeferredGrant(models.Model):
+    """A grant that did not fit its tier's monthly budget: kept with its coupons as they would
+    have been issued (`drafts`: key, kind, value, minimum spend, validity), until the release
+    job issues it under its own key or its validity passes (lapsed). `key` is the grant's key."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    key = models.CharField(max_length=160)  # unique: see Meta.constraints
+    tier = models.CharField(max_length=32)
+    month = models.CharField(max_length=7)  # the local month it was deferred in
+    reason = models.CharField(max_length=16)  # monthly | birthday | recall | sprint: the job that granted it
+    drafts = models.JSONField()
+    cost_fen = models.BigIntegerField()
+    valid_until = models.DateTimeField()
+    ruleset_version = models.IntegerField()
+    state = models.CharField(max_length=10, choices=DEFERRAL_STATES, default="deferred")
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)  # when it was released or lapsed
+
+    class Meta:
+        db_table = "deferred_grants"
+        constraints = [models.UniqueConstraint(fields=["key"], name="deferred_grants_key_unique")]
+        indexes = [models.Index(fields=["member", "created_at"], name="deferred_grants_member"),
+                   models.Index(fields=["state", "id"], name="deferred_grants_state")]
+
+
+class OpsAlert(models.Model):
+    """Something an operator must look at (a tier's budget ran out): shown in the admin until
+    acknowledged. `key` makes raising it idempotent, e.g. "budget:gold:2027-02"."""
+
+    key = models.CharField(max_length=160)  # unique: see Meta.constraints
+    kind = models.CharField(max_length=32)
+    subject = models.CharField(max_length=200)
+    message = models.TextField()
+    created_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        db_table = "ops_alerts"
+        constraints = [models.UniqueConstraint(fields=["key"], name="ops_alerts_key_unique")]
+        verbose_name = "operator alert"
+
+    def __str__(self) -> str:
+        return self.subject
