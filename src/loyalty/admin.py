@@ -43,6 +43,13 @@ class ReadOnly(admin.ModelAdmin):
         return False
 
 
+def _warn_refused(request: HttpRequest, heading: str, refused: list[str]) -> None:
+    """What a bulk action could not do, the first ten named, as one warning."""
+    if refused:
+        more = f" and {len(refused) - 10} more." if len(refused) > 10 else "."
+        messages.warning(request, f"{heading}: {'; '.join(refused[:10])}{more}")
+
+
 @admin.register(models.Member)
 class MemberAdmin(ReadOnly):
     list_display = ("external_id", "tier", "tier_expires_at", "growth_balance", "points_balance", "points_debt",
@@ -68,9 +75,7 @@ class MemberAdmin(ReadOnly):
             else:
                 invited += 1
         messages.success(request, f"{invited} invited, {again} already invited by {operator}.")
-        if refused:
-            messages.warning(request, f"Not invited: {'; '.join(refused[:10])}"
-                                      + (f" and {len(refused) - 10} more." if len(refused) > 10 else "."))
+        _warn_refused(request, "Not invited", refused)
 
     def has_invite_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("loyalty.add_invitation")
@@ -159,9 +164,7 @@ class CouponAdmin(ReadOnly):
             again += outcome.replayed
             revoked += not outcome.replayed
         messages.success(request, f"{revoked} revoked, {again} already revoked.")
-        if refused:
-            messages.warning(request, f"Not revoked: {'; '.join(refused[:10])}"
-                                      + (f" and {len(refused) - 10} more." if len(refused) > 10 else "."))
+        _warn_refused(request, "Not revoked", refused)
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("loyalty.change_coupon")
@@ -251,9 +254,7 @@ class RedemptionAdmin(ReadOnly):
                 continue
             done += 1
         messages.success(request, f"{done} reversed.")
-        if refused:
-            messages.warning(request, f"Not reversed: {'; '.join(refused[:10])}"
-                                      + (f" and {len(refused) - 10} more." if len(refused) > 10 else "."))
+        _warn_refused(request, "Not reversed", refused)
 
     def has_reverse_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("loyalty.change_redemption")

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from loyalty.domain.errors import LoyaltyError, RulesetInvalid
@@ -451,24 +451,10 @@ def _day(text: str) -> date:
 
 def cmd_report_liability(args: argparse.Namespace) -> int:
     """The report as CSV or JSON; exit 1, after writing it, when the ledger disagrees with lots − debts."""
-    import io
-    import json
-
     from loyalty.services.reports import LIABILITY_COLUMNS, points_liability
 
     report = points_liability(by=args.by, first_day=args.first_day, last_day=args.last_day)
-    out = io.StringIO()
-    if args.format == "json":
-        json.dump(report.as_json(), out, indent=2)
-        out.write("\n")
-    else:
-        writer = csv.DictWriter(out, fieldnames=LIABILITY_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(row.as_dict() for row in report.rows)
-    if args.output:
-        Path(args.output).write_text(out.getvalue(), encoding="utf-8")
-    else:
-        sys.stdout.write(out.getvalue())
+    _write_report(args, report.as_json(), LIABILITY_COLUMNS, [row.as_dict() for row in report.rows])
     check = report.check
     if not check.agrees:
         print(f"warning: the points ledger sums to {check.ledger_total}, but lots − debts = "
@@ -478,25 +464,30 @@ def cmd_report_liability(args: argparse.Namespace) -> int:
 
 
 def cmd_report_budgets(args: argparse.Namespace) -> int:
-    import io
-    import json
-
     from loyalty.services.budget_report import BUDGET_COLUMNS, budget_report
 
     report = budget_report(args.month)
+    _write_report(args, report.as_json(), BUDGET_COLUMNS, [row.as_dict() for row in report.rows])
+    return 0
+
+
+def _write_report(args: argparse.Namespace, as_json: Any, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """A report as JSON or CSV (`--format`), to `--output` or standard output."""
+    import io
+    import json
+
     out = io.StringIO()
     if args.format == "json":
-        json.dump(report.as_json(), out, indent=2, ensure_ascii=False)
+        json.dump(as_json, out, indent=2, ensure_ascii=False)
         out.write("\n")
     else:
-        writer = csv.DictWriter(out, fieldnames=BUDGET_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(row.as_dict() for row in report.rows)
+        writer.writerows(rows)
     if args.output:
         Path(args.output).write_text(out.getvalue(), encoding="utf-8")
     else:
         sys.stdout.write(out.getvalue())
-    return 0
 
 
 def cmd_budgets_release(args: argparse.Namespace) -> int:
