@@ -179,6 +179,27 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--dry-run", action="store_true", help="write nothing; show what would be released")
     cmd.set_defaults(run=cmd_budgets_release)
 
+    risk = sub.add_parser("risk", help="abuse detection: the rules that flag and the detector (docs/abuse.md)"
+                          ).add_subparsers(metavar="ACTION")
+    cmd = risk.add_parser("scan", help="score members active in the window; store scores; hold the newly flagged")
+    cmd.add_argument("--as-of", dest="as_of", type=_day_or_time, metavar="DATE|TIME",
+                     help="a date (scan at its 03:00 in the ruleset's timezone, as the nightly job does) or an "
+                          "ISO 8601 time with an offset; default: now")
+    cmd.add_argument("--dry-run", action="store_true", help="write nothing and hold nobody; show the counts")
+    cmd.set_defaults(run=cmd_risk_scan)
+
+    review = sub.add_parser("review", help="the review queue: held members (docs/abuse.md)").add_subparsers(
+        metavar="ACTION")
+    cmd = review.add_parser("list", help="open cases: member, reasons, opened, what is withheld")
+    cmd.add_argument("--all", action="store_true", help="decided cases too")
+    cmd.set_defaults(run=cmd_review_list)
+    for verb, what in (("approve", "post the withheld credit"), ("reject", "forfeit the withheld credit")):
+        cmd = review.add_parser(verb, help=f"{what} and release the hold")
+        cmd.add_argument("case", type=int)
+        cmd.add_argument("--by", required=True, help="who decides")
+        cmd.add_argument("--note", required=True, help="why")
+        cmd.set_defaults(run=cmd_review_decide, verb=verb)
+
     cmd = sub.add_parser("demo", help="run the engine over real purchase data (CDNOW) or a synthetic shop")
     cmd.add_argument("--synthetic", type=int, metavar="N", help="generate a shop of N members instead")
     cmd.add_argument("--seed", type=int, default=7)
@@ -449,6 +470,10 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date: {text!r}; write e.g. 2027-01-31") from None
 
 
+def _day_or_time(text: str) -> date | datetime:
+    return _day(text) if len(text) == 10 else _aware_time(text)
+
+
 def cmd_report_liability(args: argparse.Namespace) -> int:
     """The report as CSV or JSON; exit 1, after writing it, when the ledger disagrees with lots − debts."""
     from loyalty.services.reports import LIABILITY_COLUMNS, points_liability
@@ -497,6 +522,44 @@ def cmd_budgets_release(args: argparse.Namespace) -> int:
     clock = FixedClock(args.now) if args.now else system_clock
     counts = release_deferred(clock.now(), clock=clock, dry_run=args.dry_run)
     print(("would release " if args.dry_run else "") + " ".join(f"{name}={value}" for name, value in counts.items()))
+    return 0
+
+
+def cmd_risk_scan(args: argparse.Namespace) -> int:
+    from loyalty.clock import system_clock
+    from loyalty.services.risk import scan, scan_moment
+
+    if args.as_of is None:
+        as_of = system_clock.now()
+    else:
+        as_of = args.as_of if isinstance(args.as_of, datetime) else scan_moment(args.as_of)
+    result = scan(as_of, dry_run=args.dry_run)
+    print(f"{'would flag' if args.dry_run else 'flagged'} {result.flagged} of {result.scored} members scored "
+          f"({result.rate:.2%}) as of {as_of.isoformat()}; newly flagged {result.newly_flagged}, "
+          f"held {result.held}")
+    return 0
+
+
+def cmd_review_list(args: argparse.Namespace) -> int:
+    from loyalty.services.holds import held_totals
+    from loyalty.store.models import ReviewCase
+
+    cases = ReviewCase.objects.select_related("member").order_by("opened_at", "id")
+    for case in cases if args.all else cases.filter(state="open"):
+        amounts = held_totals(case.member_id) if case.state == "open" else case
+        decided = f"  by {case.decided_by}: {case.note}" if case.state != "open" else ""
+        print(f"{case.id}  {case.member.external_id}  {case.state}  {','.join(case.reasons)}  "
+              f"{case.opened_at.isoformat()}  growth {amounts.growth} points {amounts.points} "
+              f"orders {amounts.orders} actions {amounts.actions}{decided}")
+    return 0
+
+
+def cmd_review_decide(args: argparse.Namespace) -> int:
+    from loyalty.services import holds
+
+    decision = (holds.approve if args.verb == "approve" else holds.reject)(args.case, by=args.by, note=args.note)
+    print(f"case {decision.case_id} {decision.decision}: member {decision.member}, growth {decision.growth}, "
+          f"points {decision.points} ({decision.orders} orders, {decision.actions} actions)")
     return 0
 
 

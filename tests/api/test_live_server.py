@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ def test_register_order_and_read_the_tier_over_http(server):
     assert paid.status == 201, paid.body
     # 128 yuan of fresh food on a Monday: growth 128 × 1.5 = 192, points 1 per yuan.
     assert paid.body == {"order_id": "o-20270104-001", "member": "m-10001", "growth": 192, "points": 128,
-                         "ruleset_version": 1}
+                         "ruleset_version": 1, "capped_reason": ""}
     assert "Idempotent-Replayed" not in paid.headers
 
     replayed = server.call("POST", "/events/orders", order)
@@ -156,3 +157,20 @@ def test_errors_over_http_are_json_with_their_status(server):
     bad = server.call("POST", "/events/orders", {"order_id": "o-1", "member": "m-10001", "amount": "12.345",
                                                  "paid_at": "2027-01-04T10:30:00+08:00"})
     assert (bad.status, bad.body["error"]["field"]) == (422, "amount")
+
+
+def test_a_burst_of_one_order_and_one_check_in_over_http_credits_each_once(server):
+    assert server.call("POST", "/members", {"external_id": "m-burst"}).status == 201
+    order = {"order_id": "o-burst", "member": "m-burst", "paid_at": "2027-01-04T10:30:00+08:00", "amount": "100.00",
+             "device_id": "phone-burst", "ip": "203.0.113.7"}
+    check_in = {"event_id": "c-burst", "member": "m-burst", "type": "check_in", "at": "2027-01-04T08:00:00+08:00",
+                "device_id": "phone-burst"}
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        paid = list(pool.map(lambda _: server.call("POST", "/events/orders", order), range(20)))
+        checked = list(pool.map(lambda _: server.call("POST", "/events/actions", check_in), range(20)))
+    for replies, credited in ((paid, 100), (checked, 5)):
+        assert {(reply.status, reply.body["growth"], reply.body["capped_reason"]) for reply in replies} == {
+            (201, credited, "")}
+        assert sorted(reply.headers.get("Idempotent-Replayed", "") for reply in replies) == [""] + ["true"] * 19
+    status = server.call("GET", "/members/m-burst")
+    assert (status.body["growth_balance"], status.body["points_balance"]) == (105, 100)

@@ -170,7 +170,8 @@ def test_an_order_answers_its_growth_and_points(shop):
     response = shop.post("/events/orders", FRESH_ORDER)
     body = answer(response, 201)
     # 128 yuan of fresh food on a Monday: growth 128 × 1.5 = 192; points 1 per yuan.
-    assert body == {"order_id": "o-1", "member": "m-1", "growth": 192, "points": 128, "ruleset_version": 1}
+    assert body == {"order_id": "o-1", "member": "m-1", "growth": 192, "points": 128, "ruleset_version": 1,
+                    "capped_reason": ""}
     assert not is_replay(response)
     assert Member.objects.get(external_id="m-1").growth_balance == 192
 

@@ -14,18 +14,28 @@ from dataclasses import dataclass, field
 from django.apps import apps
 from django.db import models
 
-from loyalty.store.models import ApiKey, BudgetSpend, JobRun, Member, OpsAlert, Reward, RulesetVersion, WebhookEndpoint
+from loyalty.store.models import (
+    ApiKey,
+    BudgetSpend,
+    JobRun,
+    LinkedValue,
+    Member,
+    OpsAlert,
+    Reward,
+    RulesetVersion,
+    WebhookEndpoint,
+)
 
 DISTRIBUTION_COLUMN = "member_id"
 DISTRIBUTION_ROOT = Member  # distributed by its own `id`
 # Replicated to every node (or, job_runs, budget_spends and ops_alerts, local on the
-# coordinator): no member_id.
-REFERENCE_TABLES = (RulesetVersion, ApiKey, WebhookEndpoint, Reward, JobRun, BudgetSpend, OpsAlert)
+# coordinator; linked_values, distributed by its own value): no member_id.
+REFERENCE_TABLES = (RulesetVersion, ApiKey, WebhookEndpoint, Reward, JobRun, BudgetSpend, OpsAlert, LinkedValue)
 # The tables docs/scaling.md distributes; a new member-owned model is checked all the same.
 DOCUMENTED_MEMBER_TABLES = {
     "orders", "order_items", "refunds", "actions", "ledger_entries", "points_lots", "points_debts",
     "tier_changes", "adjustments", "redemptions", "outbox_events", "webhook_deliveries", "coupons", "invitations",
-    "deferred_grants",
+    "deferred_grants", "review_cases", "member_links", "risk_scores",
 }
 
 

@@ -91,7 +91,7 @@ def status(request: HttpRequest, external_id: MemberPath) -> HttpResponse:
         "benefits": _benefits(seen.benefits),
         "tier_expires_at": seen.tier_expires_at, "growth_balance": seen.growth_balance,
         "points_balance": seen.points_balance, "points_spendable": seen.points_spendable,
-        "points_debt": seen.points_debt,
+        "points_debt": seen.points_debt, "growth_held": seen.growth_held, "points_held": seen.points_held,
         "next_tier": {"code": seen.next_tier.code, "name": seen.next_tier.name,
                       "benefits": _benefits(seen.next_benefits)} if seen.next_tier and seen.next_benefits else None,
         "progress": [_gap(gap) for gap in seen.gaps],

@@ -144,6 +144,8 @@ class StatusOut(Out):
     points_balance: int
     points_spendable: int
     points_debt: int
+    growth_held: int = Field(description="growth withheld while the member is under review: in no balance")
+    points_held: int = Field(description="points withheld while the member is under review: not spendable")
     next_tier: NextTierOut | None
     progress: list[GapOut] = Field(description="what the next tier still needs, per condition not yet met")
     recent: list[EntryOut]
@@ -171,6 +173,21 @@ class ItemIn(Schema):
     amount: Amount = money_field("64.00")
 
 
+def device_field() -> Any:
+    return Field(default=None, max_length=128, pattern=NO_CONTROL, examples=["dev-7f3a9c"],
+                 description="the member's device, as the platform identifies it (docs/abuse.md)")
+
+
+def ip_field() -> Any:
+    return Field(default=None, max_length=64, examples=["203.0.113.7"],
+                 description="the member's client IP, IPv4 or IPv6; stored in canonical form")
+
+
+def address_field() -> Any:
+    return Field(default=None, max_length=128, pattern=NO_CONTROL, examples=["9f86d081884c7d65"],
+                 description="a hash of the delivery address, made by the platform (the address never reaches us)")
+
+
 class OrderIn(Schema):
     model_config = ConfigDict(json_schema_extra={"examples": [ORDER_EXAMPLE]})
 
@@ -182,6 +199,9 @@ class OrderIn(Schema):
     quote_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$",
                                  examples=["QTMFRGGZDFMZTWQ2LKNNWG23TP"],
                                  description="the price quote (POST /quotes) the order follows; stored on the order")
+    device_id: str | None = device_field()
+    ip: str | None = ip_field()
+    address_hash: str | None = address_field()
 
 
 class OrderOut(Out):
@@ -190,6 +210,8 @@ class OrderOut(Out):
     growth: int
     points: int
     ruleset_version: int
+    capped_reason: str = Field(default="", description="why the order credited nothing ('' when it credited): "
+                                                       "device_shared, address_shared")
 
 
 class RefundIn(Schema):
@@ -218,6 +240,9 @@ class ActionIn(Schema):
     type: Literal["check_in", "review", "share"]
     at: AwareDatetime
     ref: str | None = Field(default=None, max_length=64, description="the reviewed order id, for a review")
+    device_id: str | None = device_field()
+    ip: str | None = ip_field()
+    address_hash: str | None = address_field()
 
 
 class ActionOut(Out):
@@ -226,7 +251,9 @@ class ActionOut(Out):
     type: str
     growth: int
     points: int
-    capped_reason: str
+    capped_reason: str = Field(description="why the action credited nothing ('' when it credited): per_day_limit, "
+                                           "per_order_limit, daily_growth_cap, action_not_rewarded, device_shared, "
+                                           "address_shared")
 
 
 class BatchIn(Schema):

@@ -7,6 +7,7 @@ a replay with the same id and fingerprint is the same request; a different one i
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,56 @@ def plain_text(value: object, field: str, *, max_length: int) -> str:
         raise InvalidInput(f"{field} must not contain control characters", field=field)
     return value
 ACTION_TYPES = ("check_in", "review", "share")
+ORIGIN_MAX = 128  # device_id and address_hash: the platform's own ids and hashes
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an event came from, when the platform says: the member's device, client IP and a hash
+    of the delivery address (the platform hashes it; the address itself never reaches us). Each
+    is optional; an empty string means "not sent"."""
+
+    device_id: str = ""
+    ip: str = ""
+    address_hash: str = ""
+
+    def links(self) -> tuple[tuple[str, str], ...]:
+        """(kind, value) pairs that link the event's member to others seen with the same value."""
+        pairs = (("device", self.device_id), ("address", self.address_hash), ("ip", self.ip))
+        return tuple((kind, value) for kind, value in pairs if value)
+
+    def add_to(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The fingerprint with the fields that were sent. IMPORTANT: only those, so that every
+        event recorded before devices keeps its hash (replays of it still match)."""
+        for name in ("device_id", "ip", "address_hash"):
+            if getattr(self, name):
+                fields[name] = getattr(self, name)
+        return fields
+
+
+NO_ORIGIN = Origin()
+
+
+def parse_origin(raw: Mapping[str, Any]) -> Origin:
+    """`device_id`, `ip`, `address_hash` from an event; absent or empty is "not sent". The IP is
+    stored in its canonical text (`2001:db8::1`, never `2001:0db8:0:0::1`), so one address is one value."""
+    device, ip, address = (raw.get(name) or "" for name in ("device_id", "ip", "address_hash"))
+    if not (device or ip or address):
+        return NO_ORIGIN
+    device = plain_text(device, "device_id", max_length=ORIGIN_MAX)
+    address = plain_text(address, "address_hash", max_length=ORIGIN_MAX)
+    return Origin(device, parse_ip(ip) if ip else "", address)
+
+
+def parse_ip(value: object) -> str:
+    """An IPv4 or IPv6 address in canonical text; no zone (`%eth0`), which names a local interface."""
+    try:
+        address = ipaddress.ip_address(value.strip() if isinstance(value, str) else "")
+    except ValueError:
+        address = None
+    if address is None or getattr(address, "scope_id", None):
+        raise InvalidInput(f"ip must be an IPv4 or IPv6 address, got {value!r}", field="ip")
+    return str(address)
 
 
 def text_id(raw: Mapping[str, Any], field: str, *, required: bool = True) -> str:
@@ -75,6 +126,7 @@ class OrderEvent:
     lines: tuple[Line, ...]
     skus: tuple[str, ...]
     quote_id: str = ""  # the price quote the order follows (POST /quotes), when the platform cites one
+    origin: Origin = NO_ORIGIN
 
     def fingerprint(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -85,7 +137,7 @@ class OrderEvent:
         # IMPORTANT: only when cited, so that every order recorded before quotes keeps its hash.
         if self.quote_id:
             fields["quote_id"] = self.quote_id
-        return fields
+        return self.origin.add_to(fields)
 
 
 def parse_line(item: Mapping[str, Any], index: int, *, prefix: str = "") -> tuple[str, Line]:
@@ -112,7 +164,8 @@ def parse_order(raw: Mapping[str, Any]) -> OrderEvent:
     elif sum(line.amount_fen for line in lines) != amount_fen:
         raise InvalidInput("the items' amounts must add up to the order amount", field="items")
     return OrderEvent(text_id(raw, "order_id"), text_id(raw, "member"), moment(raw, "paid_at"),
-                      amount_fen, tuple(lines), tuple(skus), text_id(raw, "quote_id", required=False))
+                      amount_fen, tuple(lines), tuple(skus), text_id(raw, "quote_id", required=False),
+                      parse_origin(raw))
 
 
 @dataclass(frozen=True)
@@ -139,10 +192,11 @@ class ActionEvent:
     type: str
     at: datetime
     ref: str
+    origin: Origin = NO_ORIGIN
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "member": self.member, "type": self.type,
-                "at": iso(self.at), "ref": self.ref}
+        return self.origin.add_to({"event_id": self.event_id, "member": self.member, "type": self.type,
+                                   "at": iso(self.at), "ref": self.ref})
 
 
 def parse_action(raw: Mapping[str, Any]) -> ActionEvent:
@@ -150,7 +204,8 @@ def parse_action(raw: Mapping[str, Any]) -> ActionEvent:
     if kind not in ACTION_TYPES:
         raise InvalidInput(f"type must be one of {', '.join(ACTION_TYPES)}", field="type")
     ref = text_id(raw, "ref", required=kind == "review")
-    return ActionEvent(text_id(raw, "event_id"), text_id(raw, "member"), str(kind), moment(raw, "at"), ref)
+    return ActionEvent(text_id(raw, "event_id"), text_id(raw, "member"), str(kind), moment(raw, "at"), ref,
+                       parse_origin(raw))
 
 
 def parse_birthday(value: object) -> date | None:

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from loyalty.domain.conditions import Condition, Predicate, compile_condition, parse_condition, requires_flag
 from loyalty.domain.errors import RulesetInvalid
 from loyalty.domain.periods import WEEKDAYS, Window
+from loyalty.domain.risk import RiskRules, parse_risk_rules
 from loyalty.domain.templates import CouponOffer, default_group, parse_offer, parse_templates
 
 ACTION_TYPES = ("check_in", "review", "share")
@@ -188,6 +189,16 @@ class Pricing:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How many members may share one device or one delivery address (`risk.members_per_device`,
+    `risk.members_per_address`; None: no limit). The first N members seen with a value earn as
+    usual; events of the N+1-th and later are recorded and credit nothing (docs/abuse.md)."""
+
+    members_per_device: int | None = None
+    members_per_address: int | None = None
+
+
+@dataclass(frozen=True)
 class Ruleset:
     name: str
     timezone: ZoneInfo
@@ -204,6 +215,8 @@ class Ruleset:
     operations: Operations = field(default_factory=Operations)
     pricing: Pricing = field(default_factory=Pricing)
     coupons: Mapping[str, CouponOffer] = field(default_factory=dict)  # the coupon templates, by code
+    limits: Limits = field(default_factory=Limits)  # members per device or address (risk.*)
+    risk: RiskRules = field(default_factory=RiskRules)  # rules that flag and the detector (risk.flags, risk.detector)
     tier_tests: tuple[Predicate, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -239,7 +252,7 @@ def parse_ruleset(document: Mapping[str, Any]) -> Ruleset:
     score = _score(r, document.get("score"))
     tiers = _tiers(r, document.get("tiers"), score_enabled=score is not None)
     risk = r.mapping(document.get("risk", {}), "risk")
-    r.only(risk, "risk", {"daily_growth_cap"})
+    r.only(risk, "risk", {"daily_growth_cap", *LIMIT_KEYS, "flags", "detector"})
     r.templates = parse_templates(r, document.get("coupons"))  # before the grants that name them
     ruleset = Ruleset(
         name=name,
@@ -258,6 +271,8 @@ def parse_ruleset(document: Mapping[str, Any]) -> Ruleset:
         operations=_operations(r, document.get("operations", {}), {t.code for t in tiers}),
         pricing=_pricing(r, document.get("pricing", {})),
         coupons=r.templates,
+        limits=_limits(r, risk),
+        risk=parse_risk_rules(r, risk),
     )
     if r.problems:
         raise RulesetInvalid(r.problems)
@@ -443,6 +458,15 @@ def _growth(r: _Reader, raw: object, risk: Mapping[str, Any]) -> GrowthRules:
         large_order_bonus=bonus,
         daily_cap=None if cap is None else r.integer(cap, "risk.daily_growth_cap", minimum=1),
     )
+
+
+LIMIT_KEYS = ("members_per_device", "members_per_address")
+
+
+def _limits(r: _Reader, risk: Mapping[str, Any]) -> Limits:
+    """`risk.members_per_device` / `members_per_address`: a whole number of at least 1, or null (off)."""
+    caps = [None if risk.get(key) is None else r.integer(risk[key], f"risk.{key}", minimum=1) for key in LIMIT_KEYS]
+    return Limits(*caps)
 
 
 def _actions(r: _Reader, raw: object) -> Mapping[str, ActionRule]:

@@ -15,12 +15,12 @@ from django.db import transaction
 
 from loyalty.clock import Clock, system_clock
 from loyalty.domain.errors import InvalidInput, LoyaltyError
-from loyalty.domain.events import OrderEvent, moment, parse_line, text_id
+from loyalty.domain.events import OrderEvent, moment, parse_line, parse_origin, text_id
 from loyalty.domain.growth import Line
 from loyalty.services.members import register_many
 from loyalty.services.orders import record_orders
 
-COLUMNS = ("order_id", "member", "paid_at", "amount", "sku", "category")
+COLUMNS = ("order_id", "member", "paid_at", "amount", "sku", "category", "device_id", "ip", "address_hash")
 REQUIRED = ("order_id", "member", "paid_at", "amount")
 BATCH = 1000
 
@@ -76,7 +76,8 @@ def parse_rows(rows: Iterable[tuple[int, Mapping[str, str]]]) -> list[tuple[int,
         try:
             events.append((draft.line, OrderEvent(
                 text_id(draft.row, "order_id"), text_id(draft.row, "member"), moment(draft.row, "paid_at"),
-                sum(line.amount_fen for line in draft.lines), tuple(draft.lines), tuple(draft.skus))))
+                sum(line.amount_fen for line in draft.lines), tuple(draft.lines), tuple(draft.skus),
+                origin=parse_origin(draft.row))))  # the optional columns, from the order's first line
         except LoyaltyError as error:
             raise ImportRefused(draft.line, error) from error
     events.sort(key=lambda pair: (pair[1].paid_at, pair[0]))

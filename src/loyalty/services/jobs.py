@@ -40,7 +40,7 @@ from loyalty.clock import Clock, system_clock
 from loyalty.domain.periods import require_aware
 from loyalty.domain.rules import Ruleset
 from loyalty.domain.schedule import LOOKBACK, Schedule, daily, due_between, latest_due, monthly, monthly_days
-from loyalty.services import deferrals, grants, points, rulesets, tiers
+from loyalty.services import deferrals, grants, points, risk, rulesets, tiers
 from loyalty.services.rulesets import Rulebook
 from loyalty.store import locks
 from loyalty.store.models import JobRun, LedgerEntry, PointsLot, TierChange
@@ -149,6 +149,8 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("sprint", sprint_schedule, grants.sprint, "sprint notice and coupon for members close to the next tier"),
     Job("points_expiring_notices", expiring_notice_schedule, grants.points_expiring,
         "tell members about points expiring within N days"),
+    Job("risk_scan", risk.RISK_SCAN_SCHEDULE, risk.risk_scan,
+        "score members active in the window for abuse; hold the newly flagged for review"),
 )}
 
 

@@ -18,7 +18,7 @@ from loyalty.domain.events import text_id
 from loyalty.domain.grants import welcome_coupons
 from loyalty.domain.rules import Tier
 from loyalty.domain.tiers import Gap, gaps, next_tier, with_score
-from loyalty.services import rulesets
+from loyalty.services import holds, rulesets
 from loyalty.services.grants import Award, issue_now
 from loyalty.services.ledger import check_replay, payload_hash
 from loyalty.services.tiers import window_facts
@@ -148,6 +148,9 @@ class MemberStatus:
     recent: list[EntryView]
     benefits: Entitlements  # of the tier held, under the ruleset in force
     next_benefits: Entitlements | None  # of the next tier
+    # Withheld while the member is under review (services.holds): in no balance above.
+    growth_held: int = 0
+    points_held: int = 0
 
 
 def member_status(external_id: str, *, clock: Clock = system_clock, entries: int = 10) -> MemberStatus:
@@ -165,6 +168,7 @@ def _status(external_id: str, now: datetime, entries: int) -> MemberStatus:
     facts = Facts(window_facts(ruleset, now, [member.id]).get(member.id, {}), {"invited": member.invited})
     facts = with_score(facts, ruleset)
     upcoming = next_tier(ruleset, member.tier)
+    held = holds.held_totals(member.id) if member.held_since is not None else None
     return MemberStatus(
         external_id=member.external_id, tier=ruleset.tier(member.tier), tier_expires_at=member.tier_expires_at,
         growth_balance=member.growth_balance, points_balance=member.points_balance,
@@ -172,4 +176,5 @@ def _status(external_id: str, now: datetime, entries: int) -> MemberStatus:
         next_tier=upcoming, gaps=gaps(upcoming, facts, ruleset) if upcoming else [],
         recent=[EntryView(*row) for row in sql.latest_entries(member.id, entries)],
         benefits=entitlements(ruleset, member.tier),
-        next_benefits=entitlements(ruleset, upcoming.code) if upcoming else None)
+        next_benefits=entitlements(ruleset, upcoming.code) if upcoming else None,
+        growth_held=held.growth if held else 0, points_held=held.points if held else 0)

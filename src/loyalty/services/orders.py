@@ -19,12 +19,14 @@ from loyalty.domain.errors import InvalidInput, LoyaltyError, NotFound
 from loyalty.domain.events import OrderEvent
 from loyalty.domain.grants import after_upgrade_growth, is_after_upgrade
 from loyalty.domain.growth import OrderGrowth, apply_daily_cap, order_growth
+from loyalty.domain.limits import shared_reason
 from loyalty.domain.periods import local_date
 from loyalty.domain.points import lot_available_at, lot_expires_at, order_points
 from loyalty.domain.rules import AfterUpgrade, Ruleset
 from loyalty.services import rulesets
 from loyalty.services.batches import EventBatch, only, run_batch
 from loyalty.services.ledger import Posting, check_replay, payload_hash
+from loyalty.services.links import Links
 from loyalty.services.tiers import evaluate_tiers
 from loyalty.store import sql
 from loyalty.store.bulk import insert_rows
@@ -32,7 +34,8 @@ from loyalty.store.models import LedgerEntry, Order, OrderItem
 from loyalty.store.sql import MemberRow
 
 ORDER_FIELDS = ("order_id", "member", "paid_at", "business_date", "amount_fen", "growth_base",
-                "growth_bonus", "points", "ruleset_version", "payload_hash", "recorded_at", "quote_id")
+                "growth_bonus", "points", "ruleset_version", "payload_hash", "recorded_at", "quote_id", "hold",
+                "capped_reason", "device_id", "ip", "address_hash")
 ITEM_FIELDS = ("order", "member", "sku", "category", "amount_fen")
 
 
@@ -43,6 +46,7 @@ class OrderOutcome:
     growth: int
     points: int
     ruleset_version: int
+    capped_reason: str = ""  # why it credited nothing: device_shared, address_shared (docs/abuse.md)
     replayed: bool = False
 
 
@@ -67,6 +71,7 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
         self.upgrade_members: set[int] = set()
         self.latest_paid_at = now
         self.upgrades: dict[int, list[Any]] = {}  # member -> [upgraded_at, orders paid since]
+        self.links = Links()
 
     def load(self, events: Sequence[OrderEvent]) -> None:
         """Lock the batch's members and find the orders already recorded (replays)."""
@@ -78,6 +83,7 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
         # A conflicting replay may belong to a member outside the batch: it is refused before its
         # member is ever named, so an unknown id stays empty.
         self.existing = {row[0]: (*row[:2], external.get(row[2], ""), *row[3:]) for row in replays}
+        self.links.load((event.origin for event in events), list(external))
         self.upgrades = self._recent_upgrades(events)
 
     def _recent_upgrades(self, events: Sequence[OrderEvent]) -> dict[int, list[Any]]:
@@ -103,9 +109,9 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
     def decide_one(self, event: OrderEvent) -> OrderOutcome:
         digest = payload_hash(event.fingerprint())
         if event.order_id in self.existing:
-            order_id, stored, member, base, bonus, points, version = self.existing[event.order_id]
+            order_id, stored, member, base, bonus, points, version, reason = self.existing[event.order_id]
             check_replay(stored, digest, f"order {order_id}", "order_id")
-            return OrderOutcome(order_id, member, base + bonus, points, version, replayed=True)
+            return OrderOutcome(order_id, member, base + bonus, points, version, reason, replayed=True)
         if event.amount_fen <= 0 or sum(line.amount_fen for line in event.lines) != event.amount_fen:
             raise InvalidInput("an order needs a positive amount that its lines add up to", field="amount")
         member = self.members.get(event.member)
@@ -117,19 +123,26 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
         day = local_date(event.paid_at, zone)
         earned = order_growth(event.lines, event.amount_fen, event.paid_at, rules.growth, zone)
         earned = self._after_upgrade(member.id, event.paid_at, earned, rules.operations.after_upgrade)
-        awarded = self._cap(member.id, day, earned, rules.growth.daily_cap)
-        points = order_points(event.amount_fen, event.paid_at, member.birthday, rules.points, zone)
-        self._post(member, event, active.version, day, awarded, points, rules)
-        if rules.evaluation.immediate_upgrade:
+        reason = shared_reason(self.links.take_seats(member.id, event.origin, event.paid_at), rules.limits)
+        if reason:  # still a purchase (totals, tier windows, refunds), but it earns nothing: docs/abuse.md
+            awarded, points = OrderGrowth(0, 0), 0
+        else:
+            awarded = self._cap(member.id, day, earned, rules.growth.daily_cap)
+            points = order_points(event.amount_fen, event.paid_at, member.birthday, rules.points, zone)
+        # A member under review: the order is recorded, its credit withheld (services.holds).
+        hold = "held" if member.held_since is not None and not reason else ""
+        self._post(member, event, active.version, day, awarded, points, rules, held=bool(hold))
+        if rules.evaluation.immediate_upgrade and not hold:
             self.upgrade_members.add(member.id)
             self.latest_paid_at = max(self.latest_paid_at, event.paid_at + timedelta(microseconds=1))
         self.existing[event.order_id] = (event.order_id, digest, member.external_id, awarded.base,
-                                         awarded.bonus, points, active.version)
+                                         awarded.bonus, points, active.version, reason)
         self.orders.append((event.order_id, member.id, event.paid_at, day, event.amount_fen, awarded.base,
-                            awarded.bonus, points, active.version, digest, self.now, event.quote_id))
+                            awarded.bonus, points, active.version, digest, self.now, event.quote_id, hold,
+                            reason, event.origin.device_id, event.origin.ip, event.origin.address_hash))
         self.items.extend((event.order_id, member.id, sku, line.category or "", line.amount_fen)
                           for sku, line in zip(event.skus, event.lines, strict=True))
-        return OrderOutcome(event.order_id, member.external_id, awarded.total, points, active.version)
+        return OrderOutcome(event.order_id, member.external_id, awarded.total, points, active.version, reason)
 
     def _after_upgrade(self, member_id: int, paid_at: datetime, earned: OrderGrowth,
                        rule: AfterUpgrade | None) -> OrderGrowth:
@@ -157,8 +170,11 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
         return awarded
 
     def _post(self, member: MemberRow, event: OrderEvent, version: int, day: date,
-              awarded: OrderGrowth, points: int, rules: Ruleset) -> None:
+              awarded: OrderGrowth, points: int, rules: Ruleset, *, held: bool) -> None:
         key = f"order:{event.order_id}"
+        self.book.add_totals(member.id, orders_count=1, paid_fen=event.amount_fen)
+        if held:  # posted, under these same keys, if the review approves it
+            return
         if awarded.total:
             self.book.post(member.id, "growth", awarded.total,
                            Posting("order", event.order_id, f"{key}:growth", version, event.paid_at, day))
@@ -167,7 +183,6 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
                 member, points, Posting("order", event.order_id, f"{key}:points", version, event.paid_at, day),
                 available_at=lot_available_at(event.paid_at, rules.points),
                 expires_at=lot_expires_at(event.paid_at, rules.points, rules.timezone))
-        self.book.add_totals(member.id, orders_count=1, paid_fen=event.amount_fen)
 
     def has_finish_work(self) -> bool:
         return bool(self.upgrade_members)
@@ -183,4 +198,5 @@ class _Batch(EventBatch[OrderEvent, OrderOutcome]):
     def flush(self) -> None:
         insert_rows(Order, ORDER_FIELDS, self.orders)
         insert_rows(OrderItem, ITEM_FIELDS, self.items)
+        self.links.flush()
         self.book.flush()

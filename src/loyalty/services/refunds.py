@@ -131,11 +131,15 @@ class _Batch(EventBatch[RefundEvent, RefundOutcome]):
         posting = Posting("refund", event.refund_id, f"refund:{event.refund_id}", row["ruleset_version"],
                           event.refunded_at, local_date(event.refunded_at, rules.timezone))
         key = f"order:{event.order_id}"
-        if growth:
-            self.book.post(member_id, "growth", -growth, replace(posting, key=f"{posting.key}:growth"),
-                           reverses_id=self.entries.get(f"{key}:growth"))
-        debt, written_off = self._claw(member_id, points, event, posting, rules.points.return_policy,
-                                       self.entries.get(f"{key}:points"))
+        debt = written_off = 0
+        # A held or forfeited order's credit was never posted: the refund posts nothing and only
+        # lowers, through the order's reversed amounts below, what an approval would post.
+        if not row["hold"]:
+            if growth:
+                self.book.post(member_id, "growth", -growth, replace(posting, key=f"{posting.key}:growth"),
+                               reverses_id=self.entries.get(f"{key}:growth"))
+            debt, written_off = self._claw(member_id, points, event, posting, rules.points.return_policy,
+                                           self.entries.get(f"{key}:points"))
         self.book.add_totals(member_id, refunded_fen=event.amount_fen)
         order.refunded_fen += event.amount_fen
         order.growth_reversed += growth

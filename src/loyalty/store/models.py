@@ -35,6 +35,9 @@ class Member(models.Model):
     paid_fen = models.BigIntegerField(default=0)  # lifetime, before refunds
     refunded_fen = models.BigIntegerField(default=0)
     payload_hash = models.CharField(max_length=64)
+    # Set while the member has an open review case (ReviewCase): the credit of what is recorded
+    # meanwhile is withheld. Read with the member's row by the event batches, which lock it anyway.
+    held_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "members"
@@ -77,6 +80,13 @@ class Order(models.Model):
     payload_hash = models.CharField(max_length=64)
     recorded_at = models.DateTimeField()
     quote_id = models.CharField(max_length=64, blank=True, default="")  # the price quote it cites, if any
+    # Why the order credited nothing (`device_shared`, `address_shared`); '' when it credited as usual.
+    capped_reason = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # Where it came from, when the platform says (docs/abuse.md); '' when not sent.
+    device_id = models.CharField(max_length=128, blank=True, default="", db_default="")
+    ip = models.CharField(max_length=45, blank=True, default="", db_default="")
+    address_hash = models.CharField(max_length=128, blank=True, default="", db_default="")
+    hold = models.CharField(max_length=8, blank=True, default="", db_default="")  # see HOLD_STATES
 
     class Meta:
         db_table = "orders"
@@ -128,9 +138,13 @@ class Action(models.Model):
     growth = models.BigIntegerField()
     points = models.BigIntegerField()
     capped_reason = models.CharField(max_length=32, blank=True)
+    device_id = models.CharField(max_length=128, blank=True, default="", db_default="")  # as on Order
+    ip = models.CharField(max_length=45, blank=True, default="", db_default="")
+    address_hash = models.CharField(max_length=128, blank=True, default="", db_default="")
     ruleset_version = models.IntegerField()
     payload_hash = models.CharField(max_length=64)
     recorded_at = models.DateTimeField()
+    hold = models.CharField(max_length=8, blank=True, default="", db_default="")  # see HOLD_STATES
 
     class Meta:
         db_table = "actions"
@@ -316,7 +330,8 @@ class ApiKey(models.Model):
 
 WEBHOOK_EVENTS = ("member.tier_changed", "member.downgrade_warning", "coupon.issued", "points.expiring",
                   "points.adjusted", "member.sprint_notice", "coupon.redeemed", "coupon.returned", "coupon.revoked",
-                  "budget.exceeded", "points.redeemed", "points.redemption_reversed")
+                  "budget.exceeded", "points.redeemed", "points.redemption_reversed", "member.held",
+                  "member.review_decided")
 
 
 class WebhookEndpoint(models.Model):
@@ -528,3 +543,92 @@ class OpsAlert(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+# An order's or action's credit: "" credited as usual; "held" withheld while its member is under
+# review (its growth and points stay on the row, in no balance, lot or tier window); "rejected"
+# forfeited by the review, never credited nor counted (docs/abuse.md, Holds and review).
+HOLD_STATES = ("", "held", "rejected")
+REVIEW_STATES = [(s, s) for s in ("open", "approved", "rejected")]
+
+
+class ReviewCase(models.Model):
+    """A member under review. While it is open the member is held (`Member.held_since`), and
+    what they earn meanwhile is withheld. An operator closes it once: approved posts the
+    withheld credit, rejected forfeits it; who, why and the amounts stay on the row."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    state = models.CharField(max_length=10, choices=REVIEW_STATES, default="open")
+    reasons = models.JSONField(default=list, blank=True)  # the flags' reasons, in the order raised
+    details = models.JSONField(default=dict, blank=True)  # reason -> what the flag found
+    opened_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=100, blank=True)
+    note = models.TextField(blank=True)
+    # At the decision: what was released (approved) or forfeited (rejected).
+    growth = models.BigIntegerField(default=0)
+    points = models.BigIntegerField(default=0)
+    orders = models.IntegerField(default=0)
+    actions = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "review_cases"
+        indexes = [models.Index(fields=["member", "state"], name="review_cases_member"),
+                   models.Index(fields=["state", "opened_at"], name="review_cases_queue")]
+
+    def __str__(self) -> str:
+        return f"case {self.pk}"
+
+
+LINK_KINDS = [(k, k) for k in ("device", "address", "ip")]
+
+
+class MemberLink(models.Model):
+    """A member seen with a device, a delivery-address hash or a client IP. One row per member and
+    value, written the first time an event carries it; `seat` is the member's place among the
+    members seen with that value (1 for the first), which the members-per-device limit judges."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    kind = models.CharField(max_length=8, choices=LINK_KINDS)
+    value = models.CharField(max_length=128)
+    seat = models.IntegerField()
+    first_seen_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "member_links"
+        # The unique key leads with (kind, value): it is the index that finds a device's members.
+        constraints = [models.UniqueConstraint(fields=["kind", "value", "member"], name="member_links_unique")]
+        indexes = [models.Index(fields=["member", "kind"], name="member_links_member")]
+
+
+class LinkedValue(models.Model):
+    """One row per device, address hash or IP that any member was seen with, counting them. It is
+    the row a batch locks (after its members, in (kind, value) order) before it gives out seats
+    on the value, so two batches never give the same seat or both admit the N+1-th member."""
+
+    kind = models.CharField(max_length=8, choices=LINK_KINDS)
+    value = models.CharField(max_length=128)
+    members = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "linked_values"
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="linked_values_unique")]
+
+
+class RiskScore(models.Model):
+    """One member's result of the nightly risk scan as of one moment (docs/abuse.md): the
+    detector's score in thousandths, the features it read and the reasons it flagged. Unique per
+    (member, as_of): a scan run again for the same moment keeps the first row."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, db_index=False)
+    as_of = models.DateTimeField()
+    score_milli = models.BigIntegerField(help_text="The detector's score × 1000, rounded half up.")
+    flagged = models.BooleanField(default=False)
+    features = models.JSONField(default=dict)
+    reasons = models.JSONField(default=list, blank=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "risk_scores"
+        constraints = [models.UniqueConstraint(fields=["member", "as_of"], name="risk_scores_once")]
+        indexes = [models.Index(fields=["as_of", "flagged"], name="risk_scores_night")]

@@ -1,7 +1,8 @@
 """Set-based reads: window metrics for many members (or one) in a few GROUP BY queries.
 
 Each function answers {member_id: value} for one window [start, end); `start` None means the
-whole history. Orders count net of refunds: an order refunded in full no longer counts.
+whole history. Orders count net of refunds: an order refunded in full no longer counts. An order
+or action whose credit is held or was forfeited by a review (`hold` not empty) never counts.
 
 Plain SQL that SQLite, PostgreSQL and MariaDB all accept, sent through `raw`: a member's status
 page runs these for one member on every read, where building the ORM's SQL cost several times
@@ -64,7 +65,7 @@ def order_metrics(start: datetime | None, end: datetime, member_ids: Sequence[in
         where, params = _where("paid_at", start, end, members)
         return (f"SELECT member_id, SUM(CASE WHEN amount_fen > refunded_fen THEN 1 ELSE 0 END), "
                 f"SUM(amount_fen - refunded_fen), MAX(amount_fen - refunded_fen) "
-                f"FROM {ORDERS} WHERE {where} GROUP BY member_id", params)
+                f"FROM {ORDERS} WHERE {where} AND hold = '' GROUP BY member_id", params)
 
     return {int(m): (int(o or 0), int(a or 0), int(x or 0)) for m, o, a, x in _rows(build, member_ids)}
 
@@ -88,7 +89,8 @@ def interactions(start: datetime | None, end: datetime, member_ids: Sequence[int
     def build(members: Sequence[int] | None) -> raw.Query:
         where, params = _where("at", start, end, members)
         return (f"SELECT member_id, COUNT(*) FROM {ACTIONS} WHERE {where} "
-                f"AND type IN ({_marks(len(INTERACTION_TYPES))}) AND capped_reason = '' GROUP BY member_id",
+                f"AND type IN ({_marks(len(INTERACTION_TYPES))}) AND capped_reason = '' AND hold = '' "
+                f"GROUP BY member_id",
                 [*params, *INTERACTION_TYPES])
 
     return {int(m): int(n) for m, n in _rows(build, member_ids)}
@@ -100,8 +102,9 @@ def active_days(start: datetime | None, end: datetime, member_ids: Sequence[int]
         orders_where, orders_params = _where("paid_at", start, end, members)
         actions_where, actions_params = _where("at", start, end, members)
         return (f"SELECT member_id, COUNT(*) FROM ("
-                f"SELECT member_id, business_date FROM {ORDERS} WHERE {orders_where} UNION "
-                f"SELECT member_id, business_date FROM {ACTIONS} WHERE {actions_where}) days GROUP BY member_id",
+                f"SELECT member_id, business_date FROM {ORDERS} WHERE {orders_where} AND hold = '' UNION "
+                f"SELECT member_id, business_date FROM {ACTIONS} WHERE {actions_where} AND hold = '') days "
+                f"GROUP BY member_id",
                 orders_params + actions_params)
 
     return {int(m): int(n) for m, n in _rows(build, member_ids)}

@@ -30,6 +30,7 @@ class MemberRow:
     growth_balance: int
     tier: str
     tier_reached_at: datetime | None
+    held_since: datetime | None = None  # under review: what it earns now is withheld (services.holds)
 
 
 def _as_date(value: Any) -> date | None:
@@ -47,13 +48,14 @@ def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 def lock_members_query(external_ids: Sequence[str]) -> raw.Query:
     """SELECT … FOR UPDATE (where the database has it) in primary-key order: no deadlocks."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    return (f"SELECT id, external_id, birthday, points_debt, growth_balance, tier, tier_reached_at "
+    return (f"SELECT id, external_id, birthday, points_debt, growth_balance, tier, tier_reached_at, held_since "
             f"FROM {Member._meta.db_table} "
             f"WHERE external_id IN ({_marks(len(external_ids))}) ORDER BY id{lock}", external_ids)
 
 
 def member_rows(rows: Sequence[tuple[Any, ...]]) -> list[MemberRow]:
-    return [MemberRow(int(i), e, _as_date(b), int(d), int(g), t, raw.read_datetime(r)) for i, e, b, d, g, t, r in rows]
+    read = raw.read_datetime
+    return [MemberRow(int(i), e, _as_date(b), int(d), int(g), t, read(r), read(h)) for i, e, b, d, g, t, r, h in rows]
 
 
 def lock_members(external_ids: Sequence[str]) -> list[MemberRow]:
@@ -61,9 +63,10 @@ def lock_members(external_ids: Sequence[str]) -> list[MemberRow]:
 
 
 def recorded_orders_query(order_ids: Sequence[str]) -> raw.Query:
-    """(order_id, payload_hash, member_id, growth_base, growth_bonus, points, ruleset_version).
-    No join: a replay with the same payload names a member the batch has locked already."""
-    return (f"SELECT order_id, payload_hash, member_id, growth_base, growth_bonus, points, ruleset_version "
+    """(order_id, payload_hash, member_id, growth_base, growth_bonus, points, ruleset_version,
+    capped_reason). No join: a replay with the same payload names a member the batch has locked already."""
+    return (f"SELECT order_id, payload_hash, member_id, growth_base, growth_bonus, points, ruleset_version, "
+            f"capped_reason "
             f"FROM {Order._meta.db_table} WHERE order_id IN ({_marks(len(order_ids))})", order_ids)
 
 
@@ -111,6 +114,7 @@ class StatusRow:
     points_balance: int
     points_debt: int
     points_spendable: int
+    held_since: datetime | None = None
 
 
 def member_for_status(external_id: str, as_of: datetime) -> StatusRow | None:
@@ -118,14 +122,15 @@ def member_for_status(external_id: str, as_of: datetime) -> StatusRow | None:
     their lots: live (points left, not expired) and available at `as_of`."""
     moment = raw.datetime_param(as_of)
     rows = _rows(f"SELECT id, external_id, tier, tier_expires_at, invited, growth_balance, points_balance, "
-                 f"points_debt, (SELECT COALESCE(SUM(remaining), 0) FROM {PointsLot._meta.db_table} "
+                 f"points_debt, held_since, (SELECT COALESCE(SUM(remaining), 0) FROM {PointsLot._meta.db_table} "
                  f"WHERE member_id = m.id AND remaining > 0 AND available_at <= %s "
                  f"AND (expires_at IS NULL OR expires_at > %s)) "
                  f"FROM {Member._meta.db_table} m WHERE external_id = %s", [moment, moment, external_id])
     if not rows:
         return None
-    i, e, t, expires, invited, g, p, d, spendable = rows[0]
-    return StatusRow(int(i), e, t, raw.read_datetime(expires), bool(invited), int(g), int(p), int(d), int(spendable))
+    i, e, t, expires, invited, g, p, d, held, spendable = rows[0]
+    return StatusRow(int(i), e, t, raw.read_datetime(expires), bool(invited), int(g), int(p), int(d), int(spendable),
+                     raw.read_datetime(held))
 
 
 LotRow = tuple[int, int, datetime, datetime, datetime | None]  # id, remaining, earned, available, expires

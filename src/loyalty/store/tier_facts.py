@@ -2,9 +2,10 @@
 
 One GROUP BY member_id per source table and window, with the definitions of `store.queries`
 (orders and amounts net of refunds, uncapped reviews and shares, distinct business dates with
-an order or an action), each window's [start, end) from `Window.bounds` in the ruleset's
-timezone; then `facts`: every member in scope LEFT JOINed to them, zeros where a member has no
-rows, with the standing the decision reads (current rank, expired at `as_of`, invited).
+an order or an action; never an order or action whose credit is held or forfeited, `hold`),
+each window's [start, end) from `Window.bounds` in the ruleset's timezone; then `facts`: every
+member in scope LEFT JOINed to them, zeros where a member has no rows, with the standing the
+decision reads (current rank, expired at `as_of`, invited).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def _sources(metrics: set[str], start: datetime | None, end: datetime, scope: Sc
         found.append(("o", (
             f"SELECT member_id, SUM(CASE WHEN amount_fen > refunded_fen THEN 1 ELSE 0 END) AS orders, "
             f"SUM(amount_fen - refunded_fen) AS amount, MAX(amount_fen - refunded_fen) AS max_single_order "
-            f"FROM {_table(ORDERS, scope)} WHERE {where} GROUP BY member_id", params),
+            f"FROM {_table(ORDERS, scope)} WHERE {where} AND hold = '' GROUP BY member_id", params),
             {m: m for m in metrics & set(ORDER_METRICS)}))
     for ledger, sources in (("growth", None), ("points", POINTS_EARNING_SOURCES)):
         if ledger in metrics:
@@ -149,14 +150,17 @@ def _sources(metrics: set[str], start: datetime | None, end: datetime, scope: Sc
     if "interactions" in metrics:
         where, params = _span("at", start, end, scope)
         found.append(("i", (f"SELECT member_id, COUNT(*) AS total FROM {_table(ACTIONS, scope)} WHERE {where} "
-                            f"AND type IN ({_marks(INTERACTION_TYPES)}) AND capped_reason = '' GROUP BY member_id",
+                            f"AND type IN ({_marks(INTERACTION_TYPES)}) AND capped_reason = '' AND hold = '' "
+                            f"GROUP BY member_id",
                             params + list(INTERACTION_TYPES)), {"interactions": "total"}))
     if "active_days" in metrics:
         orders_where, orders_params = _span("paid_at", start, end, scope)
         actions_where, actions_params = _span("at", start, end, scope)
         found.append(("d", (f"SELECT member_id, COUNT(*) AS total FROM ("
-                            f"SELECT member_id, business_date FROM {_table(ORDERS, scope)} WHERE {orders_where} UNION "
-                            f"SELECT member_id, business_date FROM {_table(ACTIONS, scope)} WHERE {actions_where}) d "
+                            f"SELECT member_id, business_date FROM {_table(ORDERS, scope)} "
+                            f"WHERE {orders_where} AND hold = '' UNION "
+                            f"SELECT member_id, business_date FROM {_table(ACTIONS, scope)} "
+                            f"WHERE {actions_where} AND hold = '') d "
                             f"GROUP BY member_id", orders_params + actions_params), {"active_days": "total"}))
     return found
 
