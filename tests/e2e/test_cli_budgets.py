@@ -4,12 +4,11 @@ fresh SQLite file, a gold budget of ¥16 and two members who reach gold on 1 Nov
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.cli import cli_on
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS_CSV = """order_id,member,paid_at,amount
@@ -24,14 +23,7 @@ HEADER = "tier,month,budget,spent,remaining,issued,redeemed,deferred,deferred_va
 def shop(tmp_path: Path):
     """November's jobs have run: alice's 2 × ¥8 fill gold's ¥16, bob's are deferred, carol (silver)
     has her ¥5 with no budget. Answers a runner of `loyalty ARGS` that checks the exit code."""
-    env = {**os.environ, "LOYALTY_DATABASE_URL": f"sqlite:///{tmp_path / 'budgets.sqlite3'}"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-
-    def run(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "loyalty.cli", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == code, done.stdout + done.stderr
-        return done
+    run = cli_on(tmp_path, "budgets.sqlite3")
 
     rules = (ROOT / "rulesets" / "default.yaml").read_text(encoding="utf-8")
     assert "  budgets: {}" in rules

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.cli import cli_on
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,16 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def cli(tmp_path: Path):
     """Run `loyalty ARGS` on this test's own database file; checks the exit code."""
-    env = {**os.environ, "LOYALTY_DATABASE_URL": f"sqlite:///{tmp_path / 'jobs.sqlite3'}"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-
-    def run(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "loyalty.cli", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == code, done.stdout + done.stderr
-        return done
-
-    return run
+    return cli_on(tmp_path, "jobs.sqlite3")
 
 
 @pytest.fixture

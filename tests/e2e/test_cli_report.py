@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.cli import cli_on
 
 ROOT = Path(__file__).resolve().parents[2]
 # 400 + 59 + 120 points in October; bob's last order is 1 November in Shanghai, 31 October in UTC.
@@ -25,14 +24,7 @@ HEADER = "period,opening,earned,redeemed,reversed,expired,adjusted,written_off,o
 @pytest.fixture
 def shop(tmp_path: Path):
     """A database with the orders above; answers a runner of `loyalty ARGS` that checks the exit code."""
-    env = {**os.environ, "LOYALTY_DATABASE_URL": f"sqlite:///{tmp_path / 'report.sqlite3'}"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-
-    def run(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "loyalty.cli", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == code, done.stdout + done.stderr
-        return done
+    run = cli_on(tmp_path, "report.sqlite3")
 
     run("migrate")
     run("ruleset", "publish", str(ROOT / "rulesets" / "default.yaml"), "--effective-from", "2026-01-01")
