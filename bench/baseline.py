@@ -22,8 +22,8 @@ from bench.workload import SHANGHAI
 
 ORDER_SQL = (
     "INSERT INTO orders (order_id, member_id, paid_at, business_date, amount_fen, growth_base, growth_bonus,"
-    " points, ruleset_version, payload_hash, recorded_at, refunded_fen, growth_reversed, points_reversed)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)")
+    " points, ruleset_version, payload_hash, recorded_at, refunded_fen, growth_reversed, points_reversed, quote_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, '')")
 ITEM_SQL = "INSERT INTO order_items (order_ref, member_id, sku, category, amount_fen) VALUES (?, ?, ?, ?, ?)"
 ENTRY_SQL = (
     "INSERT INTO ledger_entries (member_id, ledger, delta, source, reference, idempotency_key, reverses_id,"

@@ -220,13 +220,13 @@ def baseline_rows(events: Sequence[Any], ids: dict[str, int], recorded_at: datet
     return baseline.rows_for_events(events, ids, recorded_at, moment=moment_for(scheme), on_day=lambda day: day)
 
 
-def _placeholders_only(sql: str) -> tuple[str, tuple[int, ...]]:
+def _placeholders_only(sql: str) -> tuple[str, tuple[int | str, ...]]:
     """`INSERT ... VALUES (%s, %s, 0)` -> (`INSERT ... VALUES (%s, %s, %s)`, (0,)): the literals bound
     instead (appended to each row). MySQLdb sends an `executemany` as one multi-row INSERT only when
     VALUES holds nothing but placeholders; otherwise it runs one statement per row."""
     head, values = sql.split(" VALUES ", 1)
     marks = [value.strip() for value in values.strip().strip("()").split(",")]
-    extra = tuple(int(mark) for mark in marks if mark != "%s")
+    extra = tuple("" if mark == "''" else int(mark) for mark in marks if mark != "%s")
     assert marks[:len(marks) - len(extra)] == ["%s"] * (len(marks) - len(extra)), "literals must come last"
     return f"{head} VALUES ({', '.join(['%s'] * len(marks))})", extra
 

@@ -56,8 +56,8 @@ def seed(path: Path) -> None:
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", members)
     conn.executemany(
         "INSERT INTO orders (order_id, member_id, paid_at, business_date, amount_fen, refunded_fen, growth_base,"
-        " growth_bonus, points, growth_reversed, points_reversed, ruleset_version, payload_hash, recorded_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", orders)
+        " growth_bonus, points, growth_reversed, points_reversed, ruleset_version, payload_hash, recorded_at,"
+        " quote_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')", orders)
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.close()

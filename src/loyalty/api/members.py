@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Body, Query, Router, Schema, Status
@@ -18,6 +18,7 @@ from loyalty.api.replies import ERRORS, rendered, replayed
 from loyalty.api.schemas import (
     AdjustmentIn,
     AdjustmentOut,
+    BenefitsOut,
     EntryOut,
     GapOut,
     InvitationIn,
@@ -59,12 +60,15 @@ def _gap(gap: Gap) -> GapOut:
                   current=_figure(gap.metric, gap.current), missing=_figure(gap.metric, missing))
 
 
-def _benefits(benefits: Entitlements) -> dict[str, Any]:
+@lru_cache(maxsize=256)
+def _benefits(benefits: Entitlements) -> BenefitsOut:
+    """Built once per tier and ruleset: every status read shows one of a handful (BENCHMARKS.md, 8a)."""
     delivery = benefits.free_delivery_per_month
-    return {"monthly_coupons": [{"value": format_fen(c.value_fen), "count": c.count,
-                                 "min_spend": format_fen(c.min_spend_fen)} for c in benefits.monthly_coupons],
-            "free_delivery_per_month": "unlimited" if delivery is None else delivery,
-            "discount": str(benefits.discount), "flags": list(benefits.flags)}
+    return BenefitsOut.model_validate({
+        "monthly_coupons": [{"value": format_fen(c.value_fen), "count": c.count,
+                             "min_spend": format_fen(c.min_spend_fen)} for c in benefits.monthly_coupons],
+        "free_delivery_per_month": "unlimited" if delivery is None else delivery,
+        "discount": str(benefits.discount), "flags": list(benefits.flags)})
 
 
 @router.post("/members", response={201: MemberOut, **ERRORS}, auth=Bearer("members:write"),
