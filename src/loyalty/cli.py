@@ -200,6 +200,21 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--note", required=True, help="why")
         cmd.set_defaults(run=cmd_review_decide, verb=verb)
 
+    cmd = sub.add_parser("simulate", help="replay the history under a candidate ruleset beside the published one; "
+                                          "writes nothing (docs/backtest.md)")
+    cmd.add_argument("--ruleset", required=True, metavar="FILE", help="the candidate ruleset (YAML or JSON)")
+    cmd.add_argument("--baseline", default="published", metavar="published|FILE",
+                     help="what to compare with: the version in force now (default) or a ruleset file")
+    source = cmd.add_mutually_exclusive_group()
+    source.add_argument("--orders", metavar="FILE", help="an orders CSV in the import format instead of the database")
+    source.add_argument("--from-db", action="store_true", help="the database's history (the default)")
+    cmd.add_argument("--months", type=int, metavar="N", help="show the last N months (the replay still starts at "
+                                                             "the beginning of the history)")
+    cmd.add_argument("--delivery-fee", default="0", metavar="YUAN", help="what a free delivery costs the shop")
+    cmd.add_argument("--format", choices=("text", "json"), default="text")
+    cmd.add_argument("--output", metavar="FILE", help="write JSON here instead of to stdout")
+    cmd.set_defaults(run=cmd_simulate)
+
     cmd = sub.add_parser("demo", help="run the engine over real purchase data (CDNOW) or a synthetic shop")
     cmd.add_argument("--synthetic", type=int, metavar="N", help="generate a shop of N members instead")
     cmd.add_argument("--seed", type=int, default=7)
@@ -560,6 +575,33 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
     decision = (holds.approve if args.verb == "approve" else holds.reject)(args.case, by=args.by, note=args.note)
     print(f"case {decision.case_id} {decision.decision}: member {decision.member}, growth {decision.growth}, "
           f"points {decision.points} ({decision.orders} orders, {decision.actions} actions)")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import json
+
+    from loyalty.analytics import backtest
+    from loyalty.clock import system_clock
+    from loyalty.console import console, print_backtest
+    from loyalty.domain.money import parse_yuan
+
+    if args.months is not None and args.months < 1:
+        raise LoyaltyError("--months must be at least 1", field="months")
+    fee = parse_yuan(args.delivery_fee, field="delivery_fee", allow_zero=True)
+    candidate = backtest.ruleset_named(args.ruleset, system_clock.now())
+    baseline = backtest.ruleset_named(args.baseline, system_clock.now())
+    with console.status("replaying the history under both rulesets"):
+        history = backtest.history_from_csv(args.orders) if args.orders else backtest.history_from_db()
+        document = backtest.simulate(candidate, baseline, history, months=args.months, delivery_fee_fen=fee)
+    if args.format == "json":
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    else:
+        print_backtest(document)
     return 0
 
 

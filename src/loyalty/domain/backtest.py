@@ -1,0 +1,687 @@
+"""The backtest: a history replayed month by month through the rules engine, in memory.
+
+`replay(ruleset, history)` decides every order, action, refund and redemption with the same
+functions the services call (`order_growth`, `order_points`, `action_award`, `growth_to_reverse`,
+`points_to_reverse`, `clawback`, `draw`, `settle_debts`, `evaluate`, `monthly_coupons`), in the
+order the services would see them: each local day's orders, then its actions, its refunds and
+its redemptions; at each month's end the tier evaluation, then the expiry of points, then the
+next month's coupons. It writes nothing and reads no clock, so two rulesets can be compared
+on one history (`compare`).
+
+Window metrics are kept as running totals per window: each contribution is added when it
+happens and taken out when the window's start passes it, so a month's evaluation costs the
+month's events, not the members' whole history. Only members whose totals moved, or whose tier
+expires, are evaluated again (an unchanged member cannot earn a different tier), unless the
+score ranks members against each other (percentile), which moves everyone.
+
+Not replayed: device and address limits, holds, adjustments, quotes and coupon redemptions
+(the history carries none of them); birthday packs, sprint and recall coupons and budgets.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from loyalty.domain.conditions import Facts, MetricKey
+from loyalty.domain.events import ActionEvent, OrderEvent, RefundEvent
+from loyalty.domain.grants import after_upgrade_growth, is_after_upgrade, month_of, monthly_coupons
+from loyalty.domain.growth import OrderGrowth, action_award, growth_to_reverse, order_growth
+from loyalty.domain.periods import Window, add_months, local_date, start_of_day
+from loyalty.domain.points import (
+    Lot,
+    clawback,
+    draw,
+    lot_available_at,
+    lot_expires_at,
+    order_points,
+    points_to_reverse,
+    settle_debts,
+)
+from loyalty.domain.rules import Ruleset
+from loyalty.domain.tiers import Standing, evaluate, needed_metrics, with_score
+
+INTERACTIONS = ("review", "share")
+
+
+@dataclass(frozen=True)
+class Newcomer:
+    """A member as the history knows them: registered at, birthday, invited to the invitation-only tiers."""
+
+    member: str
+    registered_at: datetime
+    birthday: date | None = None
+    invited: bool = False
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Points spent on something the platform priced (a redemption of `points`)."""
+
+    redemption_id: str
+    member: str
+    points: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class History:
+    members: Sequence[Newcomer]
+    orders: Sequence[OrderEvent]
+    refunds: Sequence[RefundEvent] = ()
+    actions: Sequence[ActionEvent] = ()
+    spends: Sequence[Spend] = ()
+
+
+@dataclass
+class MonthFigures:
+    """One month of the replay: what happened in it, and the evaluation at its end (`as_of`)."""
+
+    month: str  # "2027-01"
+    as_of: datetime  # 00:00 on the next month's 1st: the evaluation after the month
+    orders: int = 0
+    buyers: int = 0
+    retained: int = 0  # buyers of the month who had bought in an earlier month
+    growth_earned: int = 0
+    growth_reversed: int = 0
+    points_earned: int = 0
+    points_redeemed: int = 0
+    points_reversed: int = 0
+    points_expired: int = 0
+    free_deliveries: int = 0  # orders of the month that a tier's free delivery covered
+    tiers: Counter[str] = field(default_factory=Counter)  # members per tier after the evaluation
+    moves: Counter[str] = field(default_factory=Counter)  # upgrade | renew | downgrade
+    coupons: int = 0  # issued at `as_of` for the next month
+    coupon_value_fen: int = 0
+
+
+@dataclass(frozen=True)
+class MemberState:
+    tier: str
+    tier_expires_at: datetime | None
+    growth: int
+    points: int
+    points_debt: int
+
+
+@dataclass
+class Replay:
+    ruleset: str
+    months: list[MonthFigures]
+    members: dict[str, MemberState]
+    refused: Counter[str] = field(default_factory=Counter)  # what the services would have refused, by code
+
+    @property
+    def final_tiers(self) -> Counter[str]:
+        return Counter(state.tier for state in self.members.values())
+
+
+def replay(ruleset: Ruleset, history: History, *, until: datetime | None = None) -> Replay:
+    """Every event of `history` under `ruleset`, through the evaluation after its last month
+    (or the evaluation at `until`, a month start, when given)."""
+    return _Replay(ruleset, history).run(until)
+
+
+# --- the members' state ------------------------------------------------------------------------
+
+
+class _Lot:
+    __slots__ = ("available_at", "earned_at", "expired", "expires_at", "id", "remaining")
+
+    def __init__(self, lot_id: int, points: int, earned_at: datetime, available_at: datetime,
+                 expires_at: datetime | None):
+        self.id, self.remaining, self.expired = lot_id, points, 0
+        self.earned_at, self.available_at, self.expires_at = earned_at, available_at, expires_at
+
+    def frozen(self) -> Lot:
+        return Lot(self.id, self.remaining, self.earned_at, self.available_at, self.expires_at)
+
+
+class _Order:
+    __slots__ = ("amount", "base", "bonus", "growth_reversed", "lot", "member", "paid_at", "points",
+                 "points_reversed", "refunded")
+
+    def __init__(self, member: _Member, paid_at: datetime, amount: int, awarded: OrderGrowth, points: int):
+        self.member, self.paid_at, self.amount = member, paid_at, amount
+        self.base, self.bonus, self.points = awarded.base, awarded.bonus, points
+        self.refunded = self.growth_reversed = self.points_reversed = 0
+        self.lot: _Lot | None = None
+
+    @property
+    def counts(self) -> int:
+        return 1 if self.amount > self.refunded else 0
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.refunded
+
+
+class _Member:
+    __slots__ = ("birthday", "bought_before", "debts", "expires_at", "growth", "invited", "key", "lots",
+                 "orders", "orders_since_upgrade", "points", "reached_at", "records", "registered_at", "tier",
+                 "upgraded")
+
+    def __init__(self, newcomer: Newcomer, base: str):
+        self.key, self.registered_at = newcomer.member, newcomer.registered_at
+        self.birthday, self.invited = newcomer.birthday, newcomer.invited
+        self.tier, self.reached_at = base, newcomer.registered_at
+        self.expires_at: datetime | None = None
+        self.upgraded = False  # whether `reached_at` was an upgrade (the extra growth after one)
+        self.orders_since_upgrade = 0
+        self.growth = self.points = 0
+        self.lots: list[_Lot] = []
+        self.debts: list[list[int]] = []  # [debt id, remaining]
+        self.orders: list[_Order] = []
+        self.records: list[tuple[datetime, str, int]] = []  # (at, metric, value): kept for immediate upgrades
+        self.bought_before = False
+
+    @property
+    def debt(self) -> int:
+        return sum(remaining for _, remaining in self.debts)
+
+
+# --- window metrics as running totals ------------------------------------------------------------
+
+
+class _Window:
+    """One window's totals per member: contributions enter when they happen and leave when the
+    window's start passes their local day (starts fall on local midnights: month and year starts)."""
+
+    def __init__(self, window: Window, metrics: set[str], zone: object):
+        self.window, self.metrics, self.key = window, metrics, window.key
+        self.totals: dict[str, dict[_Member, int]] = {metric: defaultdict(int) for metric in metrics}
+        self.days: Counter[tuple[_Member, date]] = Counter()
+        self.log: list[tuple[date, str, _Member, object]] = []
+        self.next = 0  # log entries before it have left the window
+
+    def add(self, day: date, metric: str, member: _Member, value: object, touched: set[_Member]) -> None:
+        if metric == "order":
+            order = value
+            assert isinstance(order, _Order)
+            self._order(member, order.counts, order.net)
+        elif metric == "day":
+            self.days[(member, day)] += 1
+            if self.days[(member, day)] == 1:
+                self.totals["active_days"][member] += 1
+        else:
+            assert isinstance(value, int)
+            self.totals[metric][member] += value
+        self.log.append((day, metric, member, value))
+        touched.add(member)
+
+    def _order(self, member: _Member, count: int, amount: int) -> None:
+        if "orders" in self.totals:
+            self.totals["orders"][member] += count
+        if "amount" in self.totals:
+            self.totals["amount"][member] += amount
+
+    def refunded(self, order: _Order, before: tuple[int, int], touched: set[_Member], position: int) -> None:
+        """An order's net changed: its totals move while the order is still inside the window."""
+        if position < self.next:
+            return
+        self._order(order.member, order.counts - before[0], order.net - before[1])
+        touched.add(order.member)
+
+    def move_start(self, start_day: date, touched: set[_Member]) -> None:
+        log, position = self.log, self.next
+        while position < len(log) and log[position][0] < start_day:
+            day, metric, member, value = log[position]
+            if metric == "order":
+                assert isinstance(value, _Order)
+                self._order(member, -value.counts, -value.net)
+            elif metric == "day":
+                self.days[(member, day)] -= 1
+                if not self.days[(member, day)]:
+                    del self.days[(member, day)]
+                    self.totals["active_days"][member] -= 1
+            else:
+                assert isinstance(value, int)
+                self.totals[metric][member] -= value
+            touched.add(member)
+            position += 1
+        self.next = position
+
+
+# --- the replay ------------------------------------------------------------------------------
+
+
+class _Replay:
+    def __init__(self, ruleset: Ruleset, history: History):
+        self.rules, self.zone = ruleset, ruleset.timezone
+        self.base = ruleset.base_tier.code
+        self.history = history
+        self.members: dict[str, _Member] = {}
+        for newcomer in sorted(history.members, key=lambda m: (m.registered_at, m.member)):
+            self.members.setdefault(newcomer.member, _Member(newcomer, self.base))
+        self.orders: dict[str, _Order] = {}
+        self.order_positions: dict[str, list[int]] = {}
+        self.refused: Counter[str] = Counter()
+        self.ids = 0
+        self.expiring: list[tuple[datetime, int, _Lot, _Member]] = []
+        self.touched: set[_Member] = set()
+        self.growth_today: Counter[tuple[_Member, date]] = Counter()
+        self.per_day: Counter[tuple[_Member, str, date]] = Counter()
+        self.per_ref: Counter[tuple[_Member, str, str]] = Counter()
+        by_window: dict[str, set[str]] = defaultdict(set)
+        for metric, key in needed_metrics(ruleset):
+            by_window[key].add(metric)
+        self.max_single = {key for key, metrics in by_window.items() if "max_single_order" in metrics}
+        self.windows = [_Window(Window.from_key(key), metrics, self.zone) for key, metrics in by_window.items()]
+        self.immediate = ruleset.evaluation.immediate_upgrade
+        self.percentile = ruleset.score is not None and ruleset.score.normalise == "percentile"
+        self.month: MonthFigures | None = None
+
+    def _next_id(self) -> int:
+        self.ids += 1
+        return self.ids
+
+    # --- the calendar ---
+
+    def run(self, until: datetime | None) -> Replay:
+        days = self._by_day()
+        if not days:
+            return Replay(self.rules.name, [], self._states(), self.refused)
+        first, last = min(days), max(days)
+        if until is not None:
+            last = local_date(until, self.zone) - timedelta(days=1)
+        month_first = first.replace(day=1)
+        months: list[MonthFigures] = []
+        while month_first <= last:
+            next_first = add_months(month_first, 1)
+            self.month = MonthFigures(f"{month_first:%Y-%m}", start_of_day(next_first, self.zone))
+            buyers: set[_Member] = set()
+            day = month_first
+            while day < next_first:
+                work = days.pop(day, None)
+                if work is not None:
+                    self._day(work, buyers)
+                day += timedelta(days=1)
+            self._month_end(self.month)
+            months.append(self.month)
+            month_first = next_first
+        return Replay(self.rules.name, months, self._states(), self.refused)
+
+    def _by_day(self) -> dict[date, tuple[list[OrderEvent], list[ActionEvent], list[RefundEvent], list[Spend]]]:
+        days: dict[date, tuple[list[OrderEvent], list[ActionEvent], list[RefundEvent], list[Spend]]] = {}
+
+        def put(moment: datetime, index: int, item: object) -> None:
+            day = local_date(moment, self.zone)
+            if day not in days:
+                days[day] = ([], [], [], [])
+            days[day][index].append(item)  # type: ignore[arg-type]
+
+        for order in sorted(self.history.orders, key=lambda e: (e.paid_at, e.order_id)):
+            put(order.paid_at, 0, order)
+        for action in sorted(self.history.actions, key=lambda e: (e.at, e.event_id)):
+            put(action.at, 1, action)
+        for refund in sorted(self.history.refunds, key=lambda e: (e.refunded_at, e.refund_id)):
+            put(refund.refunded_at, 2, refund)
+        for spend in sorted(self.history.spends, key=lambda e: (e.at, e.redemption_id)):
+            put(spend.at, 3, spend)
+        return days
+
+    def _day(self, work: tuple[list[OrderEvent], list[ActionEvent], list[RefundEvent], list[Spend]],
+             buyers: set[_Member]) -> None:
+        orders, actions, refunds, spends = work
+        if orders:
+            self._orders(orders, buyers)
+        for action in actions:
+            self._action(action)
+        for refund in refunds:
+            self._refund(refund)
+        for spend in spends:
+            self._spend(spend)
+
+    # --- orders ---
+
+    def _member(self, key: str, at: datetime) -> _Member:
+        member = self.members.get(key)
+        if member is None:  # registered as of the first order, as an import registers
+            member = self.members[key] = _Member(Newcomer(key, at), self.base)
+        return member
+
+    def _orders(self, events: list[OrderEvent], buyers: set[_Member]) -> None:
+        rules, month = self.rules, self.month
+        assert month is not None
+        rule = rules.operations.after_upgrade
+        # As an order batch judges the boost: on the members as they stood when the day's batch began.
+        boosted = {e.member for e in events if rule and e.member in self.members
+                   and self._boost_candidate(self.members[e.member], e.paid_at)}
+        immediate: set[_Member] = set()
+        for event in events:
+            if event.order_id in self.orders:
+                self.refused["duplicate_order"] += 1
+                continue
+            member = self._member(event.member, event.paid_at)
+            day = local_date(event.paid_at, self.zone)
+            earned = order_growth(event.lines, event.amount_fen, event.paid_at, rules.growth, self.zone)
+            if event.member in boosted:
+                earned = self._after_upgrade(member, event.paid_at, earned)
+            awarded = self._cap(member, day, earned)
+            points = order_points(event.amount_fen, event.paid_at, member.birthday, rules.points, self.zone)
+            order = _Order(member, event.paid_at, event.amount_fen, awarded, points)
+            self.orders[event.order_id] = order
+            member.orders.append(order)
+            positions = []
+            for window in self.windows:
+                positions.append(len(window.log))
+                if window.metrics & {"orders", "amount", "max_single_order"}:
+                    window.add(day, "order", member, order, self.touched)
+            self.order_positions[event.order_id] = positions
+            self._days(day, member, event.paid_at)
+            if awarded.total:
+                self._growth(member, day, awarded.total, event.paid_at)
+            if points:
+                order.lot = self._award(member, day, points, event.paid_at)
+            month.orders += 1
+            if member not in buyers:
+                buyers.add(member)
+                month.buyers += 1
+                month.retained += member.bought_before
+            member.bought_before = True
+            month.free_deliveries += self._free_delivery(member)
+            if rules.evaluation.immediate_upgrade:
+                immediate.add(member)
+        if immediate:
+            as_of = events[-1].paid_at + timedelta(microseconds=1)
+            for member in sorted(immediate, key=lambda m: m.key):
+                self._decide(member, as_of, self._facts_at(member, as_of), upgrades_only=True)
+
+    def _boost_candidate(self, member: _Member, paid_at: datetime) -> bool:
+        rule = self.rules.operations.after_upgrade
+        return bool(rule and member.upgraded and member.tier != self.base
+                    and is_after_upgrade(rule, member.reached_at, paid_at))
+
+    def _after_upgrade(self, member: _Member, paid_at: datetime, earned: OrderGrowth) -> OrderGrowth:
+        """As `orders._Batch._after_upgrade`: every order paid since the upgrade counts, boosted or not."""
+        if paid_at < member.reached_at:
+            return earned
+        before = member.orders_since_upgrade
+        member.orders_since_upgrade += 1
+        rule = self.rules.operations.after_upgrade
+        if rule is None or not is_after_upgrade(rule, member.reached_at, paid_at):
+            return earned
+        return after_upgrade_growth(earned, rule, before)
+
+    def _cap(self, member: _Member, day: date, earned: OrderGrowth) -> OrderGrowth:
+        cap = self.rules.growth.daily_cap
+        if cap is None:
+            return earned
+        allowed = max(0, min(earned.total, cap - self.growth_today[(member, day)]))
+        bonus = min(earned.bonus, allowed)
+        return OrderGrowth(allowed - bonus, bonus)
+
+    def _free_delivery(self, member: _Member) -> int:
+        """Whether this order's delivery was free: the tier's monthly allowance, while it lasts."""
+        benefits = self.rules.benefits.get(member.tier)
+        allowance = benefits.free_delivery_per_month if benefits else None
+        if allowance is None or allowance == 0:
+            return 0
+        if allowance == "unlimited":
+            return 1
+        month = month_of(member.orders[-1].paid_at, self.zone).label
+        used = sum(1 for order in member.orders if month_of(order.paid_at, self.zone).label == month)
+        return 1 if used <= int(allowance) else 0
+
+    # --- ledger movements ---
+
+    def _growth(self, member: _Member, day: date, delta: int, at: datetime) -> None:
+        member.growth += delta
+        assert self.month is not None
+        if delta > 0:
+            self.growth_today[(member, day)] += delta
+            self.month.growth_earned += delta
+        else:
+            self.month.growth_reversed -= delta
+        self._contribute(day, "growth", member, delta, at)
+
+    def _contribute(self, day: date, metric: str, member: _Member, value: int, at: datetime) -> None:
+        if self.immediate:
+            member.records.append((at, metric, value))
+        for window in self.windows:
+            if metric in window.metrics:
+                window.add(day, metric, member, value, self.touched)
+
+    def _days(self, day: date, member: _Member, at: datetime) -> None:
+        if self.immediate:
+            member.records.append((at, "day", 1))
+        for window in self.windows:
+            if "active_days" in window.metrics:
+                window.add(day, "day", member, 1, self.touched)
+
+    def _award(self, member: _Member, day: date, points: int, at: datetime) -> _Lot | None:
+        """+points: debts are paid first (oldest first), the rest becomes a lot."""
+        member.points += points
+        assert self.month is not None
+        self.month.points_earned += points
+        self._contribute(day, "points", member, points, at)
+        left = points
+        if member.debts:
+            payments, left = settle_debts([(debt[0], debt[1]) for debt in member.debts], points)
+            paid = dict(payments)
+            for debt in member.debts:
+                debt[1] -= paid.get(debt[0], 0)
+            member.debts = [debt for debt in member.debts if debt[1] > 0]
+        if left <= 0:
+            return None
+        rules = self.rules.points
+        lot = _Lot(self._next_id(), left, at, lot_available_at(at, rules), lot_expires_at(at, rules, self.zone))
+        member.lots.append(lot)
+        if lot.expires_at is not None:
+            heapq.heappush(self.expiring, (lot.expires_at, lot.id, lot, member))
+        return lot
+
+    def _take(self, member: _Member, takes: Iterable[tuple[int, int]]) -> None:
+        by_id = {lot.id: lot for lot in member.lots}
+        for lot_id, taken in takes:
+            by_id[lot_id].remaining -= taken
+        member.lots = [lot for lot in member.lots if lot.remaining > 0]
+
+    # --- actions, refunds, redemptions ---
+
+    def _action(self, event: ActionEvent) -> None:
+        member = self.members.get(event.member)
+        if member is None:
+            self.refused["unknown_member"] += 1
+            return
+        if event.type == "review":
+            order = self.orders.get(event.ref)
+            if order is None or order.member is not member:
+                self.refused["unknown_order"] += 1
+                return
+        day = local_date(event.at, self.zone)
+        award = action_award(self.rules.actions.get(event.type), done_today=self.per_day[(member, event.type, day)],
+                             done_for_ref=self.per_ref[(member, event.type, event.ref)] if event.ref else 0,
+                             earned_today=self.growth_today[(member, day)], daily_cap=self.rules.growth.daily_cap)
+        self._days(day, member, event.at)
+        if award.capped_reason:
+            return
+        self.per_day[(member, event.type, day)] += 1
+        self.per_ref[(member, event.type, event.ref)] += 1
+        if event.type in INTERACTIONS:
+            self._contribute(day, "interactions", member, 1, event.at)
+        if award.growth:
+            self._growth(member, day, award.growth, event.at)
+        if award.points:
+            self._award(member, day, award.points, event.at)
+
+    def _refund(self, event: RefundEvent) -> None:
+        order = self.orders.get(event.order_id)
+        if order is None:
+            self.refused["unknown_order"] += 1
+            return
+        if event.amount_fen <= 0 or event.refunded_at < order.paid_at or event.amount_fen > order.net:
+            self.refused["refund_refused"] += 1
+            return
+        member, rules, day = order.member, self.rules, local_date(event.refunded_at, self.zone)
+        bonus = rules.growth.large_order_bonus
+        growth = growth_to_reverse(OrderGrowth(order.base, order.bonus), order.amount, order.refunded,
+                                   event.amount_fen, bonus.min_amount_fen if bonus else None)
+        points = _points_to_reverse(order, event.amount_fen)
+        if growth:
+            self._growth(member, day, -growth, event.refunded_at)
+        if points:
+            self._claw(member, order, points, event, day)
+        before = (order.counts, order.net)
+        order.refunded += event.amount_fen
+        order.growth_reversed += growth
+        order.points_reversed += points
+        for window, position in zip(self.windows, self.order_positions[event.order_id], strict=True):
+            if window.metrics & {"orders", "amount", "max_single_order"}:
+                window.refunded(order, before, self.touched, position)
+
+    def _claw(self, member: _Member, order: _Order, points: int, event: RefundEvent, day: date) -> None:
+        own = order.lot.id if order.lot is not None else None
+        takes, shortfall = clawback([lot.frozen() for lot in member.lots], points, event.refunded_at, own)
+        self._take(member, takes)
+        clawed = points - shortfall
+        if shortfall and self.rules.points.return_policy == "allow_debt":
+            member.debts.append([self._next_id(), shortfall])
+            clawed = points
+        if clawed:
+            member.points -= clawed
+            assert self.month is not None
+            self.month.points_reversed += clawed
+            self._contribute(day, "points", member, -clawed, event.refunded_at)
+
+    def _spend(self, spend: Spend) -> None:
+        member = self.members.get(spend.member)
+        if member is None:
+            self.refused["unknown_member"] += 1
+            return
+        takes, shortfall = draw([lot.frozen() for lot in member.lots], spend.points, spend.at)
+        if shortfall:
+            self.refused["insufficient_points"] += 1
+            return
+        self._take(member, takes)
+        member.points -= spend.points
+        assert self.month is not None
+        self.month.points_redeemed += spend.points
+
+    # --- the month's end ---
+
+    def _month_end(self, month: MonthFigures) -> None:
+        as_of = month.as_of
+        for window in self.windows:
+            start, _ = window.window.bounds(as_of, self.zone)
+            if start is not None:
+                window.move_start(local_date(start, self.zone), self.touched)
+        due = self.members.values() if self.percentile else self._due(as_of)
+        population = self._population() if self.percentile else None
+        for member in due:
+            decision = self._decide(member, as_of, self._facts(member, as_of), population=population)
+            if decision is not None:
+                month.moves[decision] += 1
+        self.touched = set()
+        self._expire(as_of, month)
+        for member in self.members.values():
+            if member.registered_at <= as_of:
+                month.tiers[member.tier] += 1
+        coupons = self._monthly_coupons(as_of)
+        for tier, members in month.tiers.items():
+            count, value_fen = coupons[tier]
+            month.coupons += count * members
+            month.coupon_value_fen += value_fen * members
+
+    def _monthly_coupons(self, as_of: datetime) -> dict[str, tuple[int, int]]:
+        """Each tier's monthly cash coupons (how many, their face value in all), free deliveries aside."""
+        month = month_of(as_of, self.zone)
+        coupons = {}
+        for tier in self.rules.tiers:
+            drafts = [d for d in monthly_coupons(self.rules.benefits.get(tier.code), month, 0)
+                      if d.kind != "free_delivery"]
+            coupons[tier.code] = (len(drafts), sum(d.value_fen for d in drafts))
+        return coupons
+
+    def _due(self, as_of: datetime) -> list[_Member]:
+        """Members whose facts moved since the last evaluation, or whose tier expires: nobody
+        else can be decided differently from last time."""
+        due = set(self.touched)
+        due.update(m for m in self.members.values() if m.expires_at is not None and m.expires_at <= as_of)
+        return list(due)
+
+    def _facts(self, member: _Member, as_of: datetime) -> Facts:
+        metrics: dict[MetricKey, int | Decimal] = {}
+        for window in self.windows:
+            for metric, totals in window.totals.items():
+                value = totals.get(member, 0)
+                if value:
+                    metrics[(metric, window.key)] = value
+            if window.key in self.max_single:
+                metrics[("max_single_order", window.key)] = self._max_single(member, window.window, as_of)
+        return Facts(metrics, {"invited": member.invited})
+
+    def _max_single(self, member: _Member, window: Window, as_of: datetime) -> int:
+        start, end = window.bounds(as_of, self.zone)
+        paid = [order.paid_at for order in member.orders]
+        first = 0 if start is None else bisect_left(paid, start)
+        return max((order.net for order in member.orders[first:] if order.paid_at < end), default=0)
+
+    def _facts_at(self, member: _Member, as_of: datetime) -> Facts:
+        """A member's facts at any moment, from their own records (the immediate upgrade's check)."""
+        metrics: dict[MetricKey, int | Decimal] = {}
+        for window in self.windows:
+            start, end = window.window.bounds(as_of, self.zone)
+            orders = [o for o in member.orders if (start is None or o.paid_at >= start) and o.paid_at < end]
+            values = {"orders": sum(o.counts for o in orders), "amount": sum(o.net for o in orders),
+                      "max_single_order": max((o.net for o in orders), default=0)}
+            inside = [(at, metric, value) for at, metric, value in member.records
+                      if (start is None or at >= start) and at < end]
+            for _, metric, _ in inside:
+                values.setdefault(metric, 0)
+            for _, metric, value in inside:
+                if metric == "day":
+                    continue
+                values[metric] += value
+            if "active_days" in window.metrics:
+                values["active_days"] = len({local_date(at, self.zone) for at, metric, _ in inside if metric == "day"})
+            for metric in window.metrics:
+                if metric in values:
+                    metrics[(metric, window.key)] = values[metric]
+        return Facts(metrics, {"invited": member.invited})
+
+    def _population(self) -> dict[str, list[int | Decimal]]:
+        key = self.rules.evaluation.window.key
+        assert self.rules.score is not None
+        population: dict[str, list[int | Decimal]] = {}
+        for metric in self.rules.score.weights:
+            window = next(w for w in self.windows if w.key == key)
+            totals = window.totals.get(metric, {})
+            population[metric] = sorted(totals.get(m, 0) for m in self.members.values())
+        return population
+
+    def _decide(self, member: _Member, as_of: datetime, facts: Facts, *, upgrades_only: bool = False,
+                population: dict[str, list[int | Decimal]] | None = None) -> str | None:
+        scored = with_score(facts, self.rules, population)
+        decision = evaluate(self.rules, Standing(member.tier, member.expires_at), scored, as_of,
+                            upgrades_only=upgrades_only)
+        if not decision.changed:
+            return None
+        member.tier, member.expires_at, member.reached_at = decision.to_code, decision.expires_at, as_of
+        member.upgraded = decision.reason == "upgrade"
+        member.orders_since_upgrade = 0
+        return decision.reason
+
+    def _expire(self, as_of: datetime, month: MonthFigures) -> None:
+        while self.expiring and self.expiring[0][0] <= as_of:
+            _, _, lot, member = heapq.heappop(self.expiring)
+            if lot.remaining > 0:
+                lot.expired = lot.remaining
+                member.points -= lot.remaining
+                month.points_expired += lot.remaining
+                lot.remaining = 0
+                member.lots = [kept for kept in member.lots if kept.remaining > 0]
+
+    def _states(self) -> dict[str, MemberState]:
+        return {key: MemberState(m.tier, m.expires_at, m.growth, m.points, m.debt) for key, m in self.members.items()}
+
+
+def _points_to_reverse(order: _Order, refund_fen: int) -> int:
+    expired = order.lot.expired if order.lot is not None else 0
+    return points_to_reverse(order.points, order.amount, order.refunded, refund_fen, expired=expired,
+                             reversed_before=order.points_reversed)
