@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.harness import RESULT_PREFIX, SKIP_PREFIX
 
 BENCHMARKS = ("record_order", "ingest", "cdnow", "tiers", "pg_record_order", "pg_ingest", "mariadb", "api_load",
-              "lifecycle")
+              "lifecycle", "analytics_metrics", "backtest")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from time import perf_counter
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -27,7 +28,10 @@ from loyalty.store.setup import migrate
 ACTIONS = ("check_in", "review", "share")
 
 
-def run_demo(*, synthetic: int | None = None, seed: int = 7, console: Console | None = None) -> None:
+def run_demo(*, synthetic: int | None = None, seed: int = 7, console: Console | None = None,
+             ruleset: dict[str, Any] | None = None) -> None:
+    """The demo under the default ruleset, or under `ruleset` (a document; the backtest's tests
+    replay the demo under several)."""
     console = console or Console()
     rng = random.Random(seed)
     started = perf_counter()
@@ -39,7 +43,7 @@ def run_demo(*, synthetic: int | None = None, seed: int = 7, console: Console | 
         source = "CDNOW (23,570 customers, 1997-01 to 1998-06)"
     purchases.sort(key=lambda p: (p.paid_at, p.order_id))
     first = purchases[0].paid_at
-    rulesets.publish(rulesets.preset_document("default"), actor="demo", reason="demo",
+    rulesets.publish(ruleset or rulesets.preset_document("default"), actor="demo", reason="demo",
                      effective_from=start_of_day(local_date(first, SHANGHAI).replace(day=1), SHANGHAI))
     console.print(f"[bold]loyalty demo[/] on {source}: {len(purchases):,} orders"
                   + (f" ({skipped} ¥0 purchases skipped)" if skipped else ""))

@@ -389,8 +389,10 @@ class _Replay:
                 immediate.add(member)
         if immediate:
             as_of = events[-1].paid_at + timedelta(microseconds=1)
-            for member in sorted(immediate, key=lambda m: m.key):
-                self._decide(member, as_of, self._facts_at(member, as_of), upgrades_only=True)
+            for member in immediate:
+                reason = self._decide(member, as_of, self._facts_at(member, as_of), upgrades_only=True)
+                if reason is not None:
+                    month.moves[reason] += 1
 
     def _boost_candidate(self, member: _Member, paid_at: datetime) -> bool:
         rule = self.rules.operations.after_upgrade
