@@ -17,15 +17,31 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Value, When
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 
+from loyalty.analytics import backtest
 from loyalty.clock import system_clock
-from loyalty.domain.errors import InvalidInput, LoyaltyError
+from loyalty.domain.documents import from_yaml
+from loyalty.domain.errors import InvalidInput, LoyaltyError, RulesetInvalid
 from loyalty.domain.money import format_fen
 from loyalty.domain.rewards import RewardTerms
 from loyalty.domain.rewards import problems as reward_problems
-from loyalty.services import budgets, coupons, deferrals, holds, invitations, redemptions, rewards, webhooks
+from loyalty.domain.rules import Ruleset
+from loyalty.services import (
+    budgets,
+    coupons,
+    deferrals,
+    holds,
+    invitations,
+    redemptions,
+    rewards,
+    rulesets,
+    webhooks,
+)
 from loyalty.services.apikeys import check_scopes, create_key, revoke
 from loyalty.services.budget_report import TierBudget, budget_report
 from loyalty.store import models
@@ -263,9 +279,60 @@ class RedemptionAdmin(ReadOnly):
         return request.user.has_perm("loyalty.change_redemption")
 
 
+class BacktestForm(forms.Form):
+    candidate = forms.CharField(widget=forms.Textarea(attrs={"rows": 18, "cols": 100, "spellcheck": "false"}),
+                                help_text="The candidate ruleset, YAML or JSON, as `loyalty ruleset validate` "
+                                          "reads it.")
+    baseline = forms.TypedChoiceField(coerce=int, required=False,
+                                      help_text="What to compare with: the version in force now, or a stored one.")
+    delivery_fee = forms.DecimalField(min_value=Decimal(0), decimal_places=2, initial=Decimal(0), required=False,
+                                      help_text="What a free delivery costs the shop, in yuan.")
+    months = forms.IntegerField(min_value=1, required=False, help_text="Show only the last N months.")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        versions = models.RulesetVersion.objects.order_by("-version").values_list("version", "name")
+        baseline = self.fields["baseline"]
+        assert isinstance(baseline, forms.TypedChoiceField)
+        baseline.choices = [(0, "the version in force now"),
+                                           *((v, f"version {v} ({name})") for v, name in versions)]
+
+    def clean_candidate(self) -> Ruleset:
+        try:
+            return rulesets.validate(from_yaml(self.cleaned_data["candidate"]))
+        except RulesetInvalid as error:  # every problem, inline under the field
+            raise forms.ValidationError(list(error.problems)) from error
+        except LoyaltyError as error:
+            raise forms.ValidationError(error.message) from error
+
+
 @admin.register(models.RulesetVersion)
 class RulesetVersionAdmin(ReadOnly):
+    """Versions are published with `loyalty ruleset publish` or the API; here they can be read,
+    and a candidate can be backtested on the shop's history before it is published."""
+
     list_display = ("version", "name", "effective_from", "published_at", "published_by")
+    change_list_template = "admin/loyalty/rulesetversion_changelist.html"
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.backtest_view)
+        return [path("backtest/", view, name="loyalty_rulesetversion_backtest"), *super().get_urls()]
+
+    def backtest_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = BacktestForm(request.POST or None)
+        context: dict[str, Any] = {**self.admin_site.each_context(request), "form": form, "opts": self.model._meta}
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            baseline = (rulesets.by_version(data["baseline"]).ruleset if data["baseline"]
+                        else rulesets.in_force(system_clock.now()).ruleset)
+            fee = int((data["delivery_fee"] or Decimal(0)) * 100)
+            result = backtest.simulate(data["candidate"], baseline, backtest.history_from_db(),
+                                       months=data["months"], delivery_fee_fen=fee)
+            rows = backtest.shown(result)
+            context.update(result=result, tier_rows=rows.tiers, flow_rows=rows.flows, totals=rows.totals)
+        return TemplateResponse(request, "admin/loyalty/backtest.html", context)
 
 
 @admin.register(models.JobRun)

@@ -153,7 +153,27 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--now", type=_aware_time, metavar="TIME", help="as of TIME (ISO 8601 with an offset)")
     cmd.set_defaults(run=cmd_jobs_list)
 
-    report = sub.add_parser("report", help="reports for accounting (docs/reports.md)").add_subparsers(metavar="WHAT")
+    report_cmd = sub.add_parser("report", help="the analytics report (HTML or JSON), or a report for accounting "
+                                               "(docs/reports.md)",
+                                description="Without WHAT: the analytics report of the shop's metrics and "
+                                            "customer-base models (docs/reports.md).")
+    report_cmd.add_argument("--format", choices=("html", "json"), default="html")
+    report_cmd.add_argument("--output", metavar="FILE",
+                            help=f"write here; '-' is standard output (default: {ANALYTICS_REPORT} for html, "
+                                 "standard output for json)")
+    report_cmd.add_argument("--from", dest="first_day", type=_day, metavar="DATE",
+                            help="first business date of the purchases counted (YYYY-MM-DD); default: the beginning")
+    report_cmd.add_argument("--to", dest="last_day", type=_day, metavar="DATE",
+                            help="last business date counted; default: the end")
+    report_cmd.add_argument("--tier", dest="tiers", action="append", metavar="CODE",
+                            help="only members who held this tier at --from (else now); repeat for several")
+    report_cmd.add_argument("--as-of", dest="as_of", type=_day_or_time, metavar="DATE|TIME",
+                            help="judge as of this moment: an ISO 8601 time with an offset, or a date (its end in the "
+                                 "ruleset's timezone); default: the end of --to, else now")
+    report_cmd.add_argument("--horizon", dest="horizon_days", type=_positive, default=90, metavar="DAYS",
+                            help="the models' forecast horizon (default: %(default)s days)")
+    report_cmd.set_defaults(run=cmd_report_analytics)
+    report = report_cmd.add_subparsers(metavar="WHAT")
     cmd = report.add_parser("liability", help="points earned, redeemed, reversed, expired, adjusted, written off and "
                                               "outstanding per day or month")
     cmd.add_argument("--by", choices=("day", "month"), default="day")
@@ -169,6 +189,18 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--format", choices=("csv", "json"), default="csv")
     cmd.add_argument("--output", metavar="FILE", help="write here instead of to stdout")
     cmd.set_defaults(run=cmd_report_budgets)
+    cmd = report.add_parser("churn", help="members who bought on two days or more and are probably gone, the largest "
+                                          "value at risk first: the recall list (docs/models.md)")
+    cmd.add_argument("--as-of", dest="as_of", type=_day_or_time, metavar="DATE|TIME",
+                     help="fit on the purchases before this moment: an ISO 8601 time with an offset, or a date (its "
+                          "end in the ruleset's timezone); default: now")
+    cmd.add_argument("--horizon", type=_positive, default=90, metavar="DAYS",
+                     help="days ahead for the expected purchases and value (default: %(default)s)")
+    cmd.add_argument("--threshold", type=_probability, default=0.5, metavar="P",
+                     help="list members whose probability of being alive is below P (default: %(default)s)")
+    cmd.add_argument("--format", choices=("csv", "json"), default="csv")
+    cmd.add_argument("--output", metavar="FILE", help="write here instead of to stdout")
+    cmd.set_defaults(run=cmd_report_churn)
 
     budgets = sub.add_parser("budgets", help="benefit budgets: release deferred grants").add_subparsers(
         metavar="ACTION")
@@ -238,6 +270,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, not {text}")
     return value
 
 
@@ -489,6 +528,37 @@ def _day_or_time(text: str) -> date | datetime:
     return _day(text) if len(text) == 10 else _aware_time(text)
 
 
+ANALYTICS_REPORT = Path("var") / "report.html"
+
+
+def cmd_report_analytics(args: argparse.Namespace) -> int:
+    """`loyalty report`: the analytics report as one self-contained HTML page or as JSON."""
+    import json
+
+    from loyalty.analytics.report import build_report, end_of_day, render_html
+    from loyalty.clock import system_clock
+
+    if args.first_day and args.last_day and args.first_day > args.last_day:
+        raise LoyaltyError(f"--from ({args.first_day}) is after --to ({args.last_day})", field="from")
+    as_of = args.as_of if args.as_of is not None else args.last_day
+    if as_of is None:
+        as_of = system_clock.now()
+    elif not isinstance(as_of, datetime):
+        as_of = end_of_day(as_of)
+    document = build_report(as_of=as_of, start=args.first_day, end=args.last_day, tiers=args.tiers,
+                            horizon_days=args.horizon_days)
+    text = render_html(document) if args.format == "html" else json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    output = args.output or (str(ANALYTICS_REPORT) if args.format == "html" else "-")
+    if output == "-":
+        sys.stdout.write(text)
+        return 0
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path} ({len(text.encode()) // 1024} KB)", file=sys.stderr)
+    return 0
+
+
 def cmd_report_liability(args: argparse.Namespace) -> int:
     """The report as CSV or JSON; exit 1, after writing it, when the ledger disagrees with lots − debts."""
     from loyalty.services.reports import LIABILITY_COLUMNS, points_liability
@@ -508,6 +578,18 @@ def cmd_report_budgets(args: argparse.Namespace) -> int:
 
     report = budget_report(args.month)
     _write_report(args, report.as_json(), BUDGET_COLUMNS, [row.as_dict() for row in report.rows])
+    return 0
+
+
+def cmd_report_churn(args: argparse.Namespace) -> int:
+    from loyalty.analytics.clv import CHURN_COLUMNS, churn_report
+    from loyalty.analytics.report import end_of_day
+    from loyalty.clock import system_clock
+
+    as_of = args.as_of if args.as_of is not None else system_clock.now()
+    report = churn_report(as_of if isinstance(as_of, datetime) else end_of_day(as_of), horizon_days=args.horizon,
+                          threshold=args.threshold)
+    _write_report(args, report, CHURN_COLUMNS, report["rows"])
     return 0
 
 

@@ -67,44 +67,28 @@ def run_import(events: list[tuple[int, OrderEvent]]) -> None:
 
 def print_backtest(document: dict[str, Any]) -> None:
     """`loyalty simulate`: month by month, each figure as "baseline → candidate" where they differ."""
-    names = document["rulesets"]
+    from loyalty.analytics.backtest import shown
+
+    names, rows = document["rulesets"], shown(document)
     console.print(f"[bold]Backtest[/]: {names['baseline']} (baseline) → {names['candidate']} (candidate)")
-    codes = document["tiers"]
     tiers = Table(title="Members per tier after each month's evaluation")
     tiers.add_column("month")
-    for code in codes:
+    for code in document["tiers"]:
         tiers.add_column(code, justify="right")
+    for month, cells in rows.tiers:
+        tiers.add_row(month, *cells)
     flows = Table(title="Issued in each month")
     for column in ("month", "orders", "growth", "points", "coupons (¥)", "free deliveries"):
         flows.add_column(column, justify="left" if column == "month" else "right")
-    for row in document["months"]:
-        base, cand = row["baseline"], row["candidate"]
-        tiers.add_row(row["month"], *(_beside(base["tiers"].get(code, 0), cand["tiers"].get(code, 0))
-                                      for code in codes))
-        flows.add_row(row["month"], f"{row['orders']:,}", _beside(base["growth_earned"], cand["growth_earned"]),
-                      _beside(base["points_earned"], cand["points_earned"]),
-                      _beside(base["coupon_value"], cand["coupon_value"]),
-                      _beside(base["free_deliveries"], cand["free_deliveries"]))
-    console.print(tiers)
-    console.print(flows)
+    for cells in rows.flows:
+        flows.add_row(*cells)
     totals = Table(title=f"Totals (a free delivery costs ¥{document['delivery_fee']})")
     for column in ("", "baseline", "candidate"):
         totals.add_column(column, justify="right" if column else "left")
-    for key in ("growth_earned", "points_earned", "coupons", "coupon_value", "free_deliveries", "delivery_cost",
-                "benefit_cost", "retained", "cost_per_retained"):
-        values = [document["totals"][side][key] for side in ("baseline", "candidate")]
-        totals.add_row(key.replace("_", " "), *(_shown(value) for value in values))
-    console.print(totals)
+    for what, base, cand in rows.totals:
+        totals.add_row(what, base, cand)
+    for table in (tiers, flows, totals):
+        console.print(table)
     moved = document["moved"]
     console.print(f"{moved['members']:,} members would end in another tier"
                   + "".join(f"\n  {m['from']} → {m['to']}: {m['members']:,}" for m in moved["by_move"]))
-
-
-def _shown(value: object) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _beside(base: object, candidate: object) -> str:
-    return _shown(base) if base == candidate else f"{_shown(base)} → {_shown(candidate)}"

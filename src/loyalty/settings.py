@@ -67,6 +67,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "loyalty.urls"
 TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [Path(__file__).resolve().parent / "templates"],  # the admin's own pages (the backtest)
     "APP_DIRS": True,
     "OPTIONS": {"context_processors": [
         "django.template.context_processors.request",

@@ -153,3 +153,42 @@ def _totals(months: Sequence[MonthFigures], delivery_fee_fen: int, retained: int
             "free_deliveries": cost.deliveries, "delivery_cost": format_fen(cost.delivery_fen),
             "benefit_cost": format_fen(cost.total_fen), "retained": retained,
             "cost_per_retained": None if per is None else format_fen(per)}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A comparison as rows of text, for the command's tables and the admin's page alike:
+    each figure as "baseline → candidate" where the two differ."""
+
+    tiers: list[tuple[str, list[str]]]  # month, members per tier (in `document["tiers"]` order)
+    flows: list[list[str]]  # month, orders, growth, points, coupons (¥), free deliveries
+    totals: list[tuple[str, str, str]]  # what, baseline, candidate
+
+
+TOTALS = ("growth_earned", "points_earned", "coupons", "coupon_value", "free_deliveries", "delivery_cost",
+          "benefit_cost", "retained", "cost_per_retained")
+
+
+def shown(document: dict[str, Any]) -> Shown:
+    tiers, flows = [], []
+    for row in document["months"]:
+        base, cand = row["baseline"], row["candidate"]
+        tiers.append((row["month"], [beside(base["tiers"].get(code, 0), cand["tiers"].get(code, 0))
+                                     for code in document["tiers"]]))
+        flows.append([row["month"], text(row["orders"]), beside(base["growth_earned"], cand["growth_earned"]),
+                      beside(base["points_earned"], cand["points_earned"]),
+                      beside(base["coupon_value"], cand["coupon_value"]),
+                      beside(base["free_deliveries"], cand["free_deliveries"])])
+    totals = [(key.replace("_", " "), text(document["totals"]["baseline"][key]),
+               text(document["totals"]["candidate"][key])) for key in TOTALS]
+    return Shown(tiers, flows, totals)
+
+
+def text(value: object) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def beside(base: object, candidate: object) -> str:
+    return text(base) if base == candidate else f"{text(base)} → {text(candidate)}"

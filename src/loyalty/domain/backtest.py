@@ -144,13 +144,14 @@ class _Lot:
 
 class _Order:
     __slots__ = ("amount", "base", "bonus", "growth_reversed", "lot", "member", "paid_at", "points",
-                 "points_reversed", "refunded")
+                 "points_reversed", "positions", "refunded")
 
     def __init__(self, member: _Member, paid_at: datetime, amount: int, awarded: OrderGrowth, points: int):
         self.member, self.paid_at, self.amount = member, paid_at, amount
         self.base, self.bonus, self.points = awarded.base, awarded.bonus, points
         self.refunded = self.growth_reversed = self.points_reversed = 0
         self.lot: _Lot | None = None
+        self.positions: tuple[int, ...] = ()  # where the order entered each window's log
 
     @property
     def counts(self) -> int:
@@ -162,9 +163,9 @@ class _Order:
 
 
 class _Member:
-    __slots__ = ("birthday", "bought_before", "debts", "expires_at", "growth", "invited", "key", "lots",
-                 "orders", "orders_since_upgrade", "points", "reached_at", "records", "registered_at", "tier",
-                 "upgraded")
+    __slots__ = ("birthday", "bought_before", "debts", "deliveries", "delivery_month", "expires_at", "growth",
+                 "invited", "key", "lots", "orders", "orders_since_upgrade", "points", "reached_at", "records",
+                 "registered_at", "tier", "upgraded")
 
     def __init__(self, newcomer: Newcomer, base: str):
         self.key, self.registered_at = newcomer.member, newcomer.registered_at
@@ -179,6 +180,7 @@ class _Member:
         self.orders: list[_Order] = []
         self.records: list[tuple[datetime, str, int]] = []  # (at, metric, value): kept for immediate upgrades
         self.bought_before = False
+        self.delivery_month, self.deliveries = "", 0  # orders in the month, for the free-delivery allowance
 
     @property
     def debt(self) -> int:
@@ -259,10 +261,8 @@ class _Replay:
         for newcomer in sorted(history.members, key=lambda m: (m.registered_at, m.member)):
             self.members.setdefault(newcomer.member, _Member(newcomer, self.base))
         self.orders: dict[str, _Order] = {}
-        self.order_positions: dict[str, list[int]] = {}
         self.refused: Counter[str] = Counter()
         self.ids = 0
-        self.expiring: list[tuple[datetime, int, _Lot, _Member]] = []
         self.touched: set[_Member] = set()
         self.growth_today: Counter[tuple[_Member, date]] = Counter()
         self.per_day: Counter[tuple[_Member, str, date]] = Counter()
@@ -272,7 +272,17 @@ class _Replay:
             by_window[key].add(metric)
         self.max_single = {key for key, metrics in by_window.items() if "max_single_order" in metrics}
         self.windows = [_Window(Window.from_key(key), metrics, self.zone) for key, metrics in by_window.items()]
+        self.order_windows = [w for w in self.windows if w.metrics & {"orders", "amount", "max_single_order"}]
+        self.day_windows = [w for w in self.windows if "active_days" in w.metrics]
+        self.metric_windows = {metric: [w for w in self.windows if metric in w.metrics]
+                               for metric in ("growth", "points", "interactions")}
+        self.expiries: dict[datetime, list[tuple[_Lot, _Member]]] = defaultdict(list)
+        self.expiry_times: list[datetime] = []  # a heap of the keys of `expiries`
+        self.lot_terms: dict[date, tuple[datetime | None, timedelta]] = {}
+        self.tier_ends: list[tuple[datetime, int, _Member]] = []  # a heap: members whose tier may expire
         self.immediate = ruleset.evaluation.immediate_upgrade
+        self.allowances = {code: b.free_delivery_per_month for code, b in ruleset.benefits.items()
+                           if b.free_delivery_per_month}
         self.percentile = ruleset.score is not None and ruleset.score.normalise == "percentile"
         self.month: MonthFigures | None = None
 
@@ -358,7 +368,7 @@ class _Replay:
                 self.refused["duplicate_order"] += 1
                 continue
             member = self._member(event.member, event.paid_at)
-            day = local_date(event.paid_at, self.zone)
+            day = event.paid_at.astimezone(self.zone).date()  # aware: checked when the event was parsed
             earned = order_growth(event.lines, event.amount_fen, event.paid_at, rules.growth, self.zone)
             if event.member in boosted:
                 earned = self._after_upgrade(member, event.paid_at, earned)
@@ -367,12 +377,9 @@ class _Replay:
             order = _Order(member, event.paid_at, event.amount_fen, awarded, points)
             self.orders[event.order_id] = order
             member.orders.append(order)
-            positions = []
-            for window in self.windows:
-                positions.append(len(window.log))
-                if window.metrics & {"orders", "amount", "max_single_order"}:
-                    window.add(day, "order", member, order, self.touched)
-            self.order_positions[event.order_id] = positions
+            order.positions = tuple(len(window.log) for window in self.order_windows)
+            for window in self.order_windows:
+                window.add(day, "order", member, order, self.touched)
             self._days(day, member, event.paid_at)
             if awarded.total:
                 self._growth(member, day, awarded.total, event.paid_at)
@@ -384,7 +391,7 @@ class _Replay:
                 month.buyers += 1
                 month.retained += member.bought_before
             member.bought_before = True
-            month.free_deliveries += self._free_delivery(member)
+            month.free_deliveries += self._free_delivery(member, month.month)
             if rules.evaluation.immediate_upgrade:
                 immediate.add(member)
         if immediate:
@@ -418,17 +425,15 @@ class _Replay:
         bonus = min(earned.bonus, allowed)
         return OrderGrowth(allowed - bonus, bonus)
 
-    def _free_delivery(self, member: _Member) -> int:
+    def _free_delivery(self, member: _Member, month: str) -> int:
         """Whether this order's delivery was free: the tier's monthly allowance, while it lasts."""
-        benefits = self.rules.benefits.get(member.tier)
-        allowance = benefits.free_delivery_per_month if benefits else None
-        if allowance is None or allowance == 0:
+        allowance = self.allowances.get(member.tier)
+        if allowance is None:
             return 0
-        if allowance == "unlimited":
-            return 1
-        month = month_of(member.orders[-1].paid_at, self.zone).label
-        used = sum(1 for order in member.orders if month_of(order.paid_at, self.zone).label == month)
-        return 1 if used <= int(allowance) else 0
+        if member.delivery_month != month:
+            member.delivery_month, member.deliveries = month, 0
+        member.deliveries += 1
+        return 1 if allowance == "unlimited" or member.deliveries <= int(allowance) else 0
 
     # --- ledger movements ---
 
@@ -445,16 +450,14 @@ class _Replay:
     def _contribute(self, day: date, metric: str, member: _Member, value: int, at: datetime) -> None:
         if self.immediate:
             member.records.append((at, metric, value))
-        for window in self.windows:
-            if metric in window.metrics:
-                window.add(day, metric, member, value, self.touched)
+        for window in self.metric_windows[metric]:
+            window.add(day, metric, member, value, self.touched)
 
     def _days(self, day: date, member: _Member, at: datetime) -> None:
         if self.immediate:
             member.records.append((at, "day", 1))
-        for window in self.windows:
-            if "active_days" in window.metrics:
-                window.add(day, "day", member, 1, self.touched)
+        for window in self.day_windows:
+            window.add(day, "day", member, 1, self.touched)
 
     def _award(self, member: _Member, day: date, points: int, at: datetime) -> _Lot | None:
         """+points: debts are paid first (oldest first), the rest becomes a lot."""
@@ -471,12 +474,24 @@ class _Replay:
             member.debts = [debt for debt in member.debts if debt[1] > 0]
         if left <= 0:
             return None
-        rules = self.rules.points
-        lot = _Lot(self._next_id(), left, at, lot_available_at(at, rules), lot_expires_at(at, rules, self.zone))
+        lot = _Lot(self._next_id(), left, at, lot_available_at(at, self.rules.points), self._expires_at(at, day))
         member.lots.append(lot)
         if lot.expires_at is not None:
-            heapq.heappush(self.expiring, (lot.expires_at, lot.id, lot, member))
+            bucket = self.expiries.get(lot.expires_at)
+            if bucket is None:
+                bucket = self.expiries[lot.expires_at] = []
+                heapq.heappush(self.expiry_times, lot.expires_at)
+            bucket.append((lot, member))
         return lot
+
+    def _expires_at(self, at: datetime, day: date) -> datetime | None:
+        """`lot_expires_at`, worked out once a day where the policy depends only on the day."""
+        rules = self.rules.points
+        if rules.expiry == "days_after_earning":
+            return lot_expires_at(at, rules, self.zone)
+        if day not in self.lot_terms:
+            self.lot_terms[day] = (lot_expires_at(at, rules, self.zone), timedelta(0))
+        return self.lot_terms[day][0]
 
     def _take(self, member: _Member, takes: Iterable[tuple[int, int]]) -> None:
         by_id = {lot.id: lot for lot in member.lots}
@@ -533,9 +548,8 @@ class _Replay:
         order.refunded += event.amount_fen
         order.growth_reversed += growth
         order.points_reversed += points
-        for window, position in zip(self.windows, self.order_positions[event.order_id], strict=True):
-            if window.metrics & {"orders", "amount", "max_single_order"}:
-                window.refunded(order, before, self.touched, position)
+        for window, position in zip(self.order_windows, order.positions, strict=True):
+            window.refunded(order, before, self.touched, position)
 
     def _claw(self, member: _Member, order: _Order, points: int, event: RefundEvent, day: date) -> None:
         own = order.lot.id if order.lot is not None else None
@@ -581,9 +595,7 @@ class _Replay:
                 month.moves[decision] += 1
         self.touched = set()
         self._expire(as_of, month)
-        for member in self.members.values():
-            if member.registered_at <= as_of:
-                month.tiers[member.tier] += 1
+        month.tiers.update(member.tier for member in self.members.values() if member.registered_at <= as_of)
         coupons = self._monthly_coupons(as_of)
         for tier, members in month.tiers.items():
             count, value_fen = coupons[tier]
@@ -604,7 +616,10 @@ class _Replay:
         """Members whose facts moved since the last evaluation, or whose tier expires: nobody
         else can be decided differently from last time."""
         due = set(self.touched)
-        due.update(m for m in self.members.values() if m.expires_at is not None and m.expires_at <= as_of)
+        while self.tier_ends and self.tier_ends[0][0] <= as_of:
+            ends, _, member = heapq.heappop(self.tier_ends)
+            if member.expires_at == ends:  # not moved since
+                due.add(member)
         return list(due)
 
     def _facts(self, member: _Member, as_of: datetime) -> Facts:
@@ -665,19 +680,24 @@ class _Replay:
         if not decision.changed:
             return None
         member.tier, member.expires_at, member.reached_at = decision.to_code, decision.expires_at, as_of
+        if decision.expires_at is not None:
+            heapq.heappush(self.tier_ends, (decision.expires_at, self._next_id(), member))
         member.upgraded = decision.reason == "upgrade"
         member.orders_since_upgrade = 0
         return decision.reason
 
     def _expire(self, as_of: datetime, month: MonthFigures) -> None:
-        while self.expiring and self.expiring[0][0] <= as_of:
-            _, _, lot, member = heapq.heappop(self.expiring)
-            if lot.remaining > 0:
-                lot.expired = lot.remaining
-                member.points -= lot.remaining
-                month.points_expired += lot.remaining
-                lot.remaining = 0
-                member.lots = [kept for kept in member.lots if kept.remaining > 0]
+        emptied: set[_Member] = set()
+        while self.expiry_times and self.expiry_times[0] <= as_of:
+            for lot, member in self.expiries.pop(heapq.heappop(self.expiry_times)):
+                if lot.remaining > 0:
+                    lot.expired = lot.remaining
+                    member.points -= lot.remaining
+                    month.points_expired += lot.remaining
+                    lot.remaining = 0
+                    emptied.add(member)
+        for member in emptied:
+            member.lots = [kept for kept in member.lots if kept.remaining > 0]
 
     def _states(self) -> dict[str, MemberState]:
         return {key: MemberState(m.tier, m.expires_at, m.growth, m.points, m.debt) for key, m in self.members.items()}
