@@ -535,14 +535,14 @@ def cmd_report_analytics(args: argparse.Namespace) -> int:
     """`loyalty report`: the analytics report as one self-contained HTML page or as JSON."""
     import json
 
-    from loyalty.analytics.report import build_report, end_of_day, render_html
+    from loyalty.analytics.report import build_report, data_as_of, end_of_day, render_html
     from loyalty.clock import system_clock
 
     if args.first_day and args.last_day and args.first_day > args.last_day:
         raise LoyaltyError(f"--from ({args.first_day}) is after --to ({args.last_day})", field="from")
     as_of = args.as_of if args.as_of is not None else args.last_day
     if as_of is None:
-        as_of = system_clock.now()
+        as_of = data_as_of(system_clock.now())
     elif not isinstance(as_of, datetime):
         as_of = end_of_day(as_of)
     document = build_report(as_of=as_of, start=args.first_day, end=args.last_day, tiers=args.tiers,
@@ -583,10 +583,10 @@ def cmd_report_budgets(args: argparse.Namespace) -> int:
 
 def cmd_report_churn(args: argparse.Namespace) -> int:
     from loyalty.analytics.clv import CHURN_COLUMNS, churn_report
-    from loyalty.analytics.report import end_of_day
+    from loyalty.analytics.report import data_as_of, end_of_day
     from loyalty.clock import system_clock
 
-    as_of = args.as_of if args.as_of is not None else system_clock.now()
+    as_of = args.as_of if args.as_of is not None else data_as_of(system_clock.now())
     report = churn_report(as_of if isinstance(as_of, datetime) else end_of_day(as_of), horizon_days=args.horizon,
                           threshold=args.threshold)
     _write_report(args, report, CHURN_COLUMNS, report["rows"])

@@ -14,10 +14,13 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from django.db.models import Max
+
 from loyalty.analytics import clv, metrics, report_sections
 from loyalty.analytics.frames import load_frames
 from loyalty.domain.errors import Refused
 from loyalty.services import rulesets
+from loyalty.store.models import Order
 
 
 def build_report(*, as_of: datetime, start: date | None = None, end: date | None = None,
@@ -41,6 +44,17 @@ def build_report(*, as_of: datetime, start: date | None = None, end: date | None
         "metrics": metrics.summary(frames, as_of=as_of, start=start, end=end, tiers=tiers),
         "models": models,
     }
+
+
+def data_as_of(now: datetime) -> datetime:
+    """The moment a report is as of when none is given: now, or the end of the day of the latest
+    recorded order when the history stops earlier (an archive such as the demo's 1997–1998), so
+    that recency and the models' p(alive) are not measured from years after the data ends."""
+    latest = Order.objects.aggregate(latest=Max("paid_at"))["latest"]
+    if latest is None:
+        return now
+    zone = rulesets.in_force(latest).ruleset.timezone
+    return min(now, end_of_day(latest.astimezone(zone).date()))
 
 
 def end_of_day(day: date) -> datetime:

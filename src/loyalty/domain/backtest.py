@@ -21,6 +21,7 @@ Not replayed: device and address limits, holds, adjustments, quotes and coupon r
 from __future__ import annotations
 
 import heapq
+import zlib
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -121,10 +122,56 @@ class Replay:
         return Counter(state.tier for state in self.members.values())
 
 
-def replay(ruleset: Ruleset, history: History, *, until: datetime | None = None) -> Replay:
-    """Every event of `history` under `ruleset`, through the evaluation after its last month
-    (or the evaluation at `until`, a month start, when given)."""
-    return _Replay(ruleset, history).run(until)
+def replay(ruleset: Ruleset, history: History, *, since: date | None = None, until: datetime | None = None
+           ) -> Replay:
+    """Every event of `history` under `ruleset`, month by month from the month of its first event
+    (or of `since`) through the evaluation after its last month (or the one at `until`, a month
+    start)."""
+    return _Replay(ruleset, history).run(since, until)
+
+
+def independent(ruleset: Ruleset) -> bool:
+    """Whether members can be replayed apart: nothing one member does changes what another gets
+    (a percentile score ranks members against each other)."""
+    return ruleset.score is None or ruleset.score.normalise != "percentile"
+
+
+def split(history: History, parts: int) -> list[History]:
+    """The history in `parts` by member (each member's events, refunds with their order's member),
+    for replays in parallel of an `independent` ruleset; `merge` puts their outcomes together."""
+    def part(member: str) -> int:
+        return zlib.crc32(member.encode()) % parts
+
+    owner = {order.order_id: part(order.member) for order in history.orders}
+    shares: list[tuple[list[Newcomer], list[OrderEvent], list[RefundEvent], list[ActionEvent], list[Spend]]] = [
+        ([], [], [], [], []) for _ in range(parts)]
+    for newcomer in history.members:
+        shares[part(newcomer.member)][0].append(newcomer)
+    for order in history.orders:
+        shares[owner[order.order_id]][1].append(order)
+    for refund in history.refunds:
+        shares[owner.get(refund.order_id, 0)][2].append(refund)
+    for action in history.actions:
+        shares[part(action.member)][3].append(action)
+    for spend in history.spends:
+        shares[part(spend.member)][4].append(spend)
+    return [History(*share) for share in shares]
+
+
+def merge(parts: Sequence[Replay]) -> Replay:
+    """The outcomes of a split history's parts as one (every part replayed over the same months)."""
+    months = []
+    for figures in zip(*(p.months for p in parts), strict=True):
+        total = MonthFigures(figures[0].month, figures[0].as_of)
+        for month in figures:
+            for name, value in vars(month).items():
+                if isinstance(value, int):
+                    setattr(total, name, getattr(total, name) + value)
+            total.tiers.update(month.tiers)
+            total.moves.update(month.moves)
+        months.append(total)
+    members = {key: state for p in parts for key, state in p.members.items()}
+    return Replay(parts[0].ruleset, months, members, sum((p.refused for p in parts), Counter()))
 
 
 # --- the members' state ------------------------------------------------------------------------
@@ -292,11 +339,12 @@ class _Replay:
 
     # --- the calendar ---
 
-    def run(self, until: datetime | None) -> Replay:
+    def run(self, since: date | None, until: datetime | None) -> Replay:
         days = self._by_day()
-        if not days:
+        if not days and since is None:
             return Replay(self.rules.name, [], self._states(), self.refused)
-        first, last = min(days), max(days)
+        first = since if since is not None else min(days)
+        last = max(days) if days else first
         if until is not None:
             last = local_date(until, self.zone) - timedelta(days=1)
         month_first = first.replace(day=1)

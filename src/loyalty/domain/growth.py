@@ -43,12 +43,9 @@ class OrderGrowth:
 def order_growth(lines: Sequence[Line], paid_fen: int, paid_at: datetime,
                  rules: GrowthRules, zone: ZoneInfo) -> OrderGrowth:
     """Growth before any daily cap. `lines` must sum to `paid_fen` (the service checks)."""
-    multipliers = rules.category_multipliers
-    weighted = sum(
-        (yuan_times_rate(line.amount_fen, rules.per_yuan * multipliers.get(line.category or "", Decimal(1)))
-         for line in lines),
-        Decimal(0),
-    )
+    rates, per_yuan = rules.line_rates, rules.per_yuan
+    weighted = sum((yuan_times_rate(line.amount_fen, rates.get(line.category or "", per_yuan)) for line in lines),
+                   Decimal(0))
     day_multiplier = rules.day_multipliers.get(weekday_name(paid_at, zone), Decimal(1))
     base = floor_int(weighted * day_multiplier)
     bonus = rules.large_order_bonus

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -93,6 +94,12 @@ class GrowthRules:
     day_multipliers: Mapping[str, Decimal] = field(default_factory=dict)
     large_order_bonus: LargeOrderBonus | None = None
     daily_cap: int | None = None
+
+    @cached_property
+    def line_rates(self) -> dict[str, Decimal]:
+        """Growth per yuan of a line, by category (per_yuan × the category's multiplier), worked
+        out once: every order line reads it. Categories not named earn `per_yuan`."""
+        return {category: self.per_yuan * multiplier for category, multiplier in self.category_multipliers.items()}
 
 
 @dataclass(frozen=True)
