@@ -670,7 +670,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.months is not None and args.months < 1:
         raise LoyaltyError("--months must be at least 1", field="months")
-    fee = parse_yuan(args.delivery_fee, field="delivery_fee", allow_zero=True)
+    try:
+        fee = parse_yuan(args.delivery_fee, field="delivery_fee", allow_zero=True)
+    except LoyaltyError as error:
+        raise LoyaltyError(f"--delivery-fee {args.delivery_fee!r}: yuan at or above 0, e.g. 6 or 6.50",
+                           field="delivery_fee") from error
     candidate = backtest.ruleset_named(args.ruleset, system_clock.now())
     baseline = backtest.ruleset_named(args.baseline, system_clock.now())
     with console.status("replaying the history under both rulesets"):

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from loyalty.domain.money import floor_int, proportion_floor, yuan_times_rate
+from loyalty.domain.money import FEN_PER_YUAN, floor_int, proportion_floor
 from loyalty.domain.periods import weekday_name
 from loyalty.domain.rules import ActionRule, GrowthRules
 
@@ -44,8 +44,10 @@ def order_growth(lines: Sequence[Line], paid_fen: int, paid_at: datetime,
                  rules: GrowthRules, zone: ZoneInfo) -> OrderGrowth:
     """Growth before any daily cap. `lines` must sum to `paid_fen` (the service checks)."""
     rates, per_yuan = rules.line_rates, rules.per_yuan
-    weighted = sum((yuan_times_rate(line.amount_fen, rates.get(line.category or "", per_yuan)) for line in lines),
-                   Decimal(0))
+    # Σ fen × rate, then yuan once: exact like yuan_times_rate per line (Decimal sums and a division
+    # by 100 round nothing at these magnitudes), with one division per order instead of one per line.
+    weighted = sum((rates.get(line.category or "", per_yuan) * line.amount_fen for line in lines),
+                   Decimal(0)) / FEN_PER_YUAN
     day_multiplier = rules.day_multipliers.get(weekday_name(paid_at, zone), Decimal(1))
     base = floor_int(weighted * day_multiplier)
     bonus = rules.large_order_bonus
