@@ -71,7 +71,7 @@ def test_the_candidate_beside_the_version_in_force_on_the_database(shop):
 
 
 def test_an_orders_file_alone_gives_the_same_comparison(shop):
-    directory, run = shop
+    _, run = shop
     done = run("simulate", "--ruleset", "candidate.yaml", "--baseline", str(ROOT / "rulesets" / "default.yaml"),
                "--orders", "orders.csv", "--format", "json")
     check(json.loads(done.stdout))

@@ -202,10 +202,13 @@ def tier_distribution(s: Scope) -> dict[str, Any]:
 
 def tier_migration(s: Scope) -> dict[str, Any]:
     """Members registered by the period's first moment, by tier then (rows) and at its end
-    (columns): the period's last day's end, or as_of if sooner."""
+    (columns): the period's last day's end, or as_of if sooner. Without a `start`, the first
+    moment is the month start a year before the end (a year's moves), or the first month of data
+    when that is later: from the very beginning nobody was registered yet."""
     months = s.months()
-    first = s.start or (date(months[0] // 12, months[0] % 12 + 1, 1) if months else s.as_of_day)
     last = s.last_day
+    earliest = date(months[0] // 12, months[0] % 12 + 1, 1) if months else s.as_of_day
+    first = s.start or max(earliest, date(last.year - 1, last.month, 1))
     to_moment = min(s.moment(last + timedelta(days=1)), s.as_of)
     before = s.members_at(s.moment(first))
     after = s.frames.tier_at(to_moment).reindex(before.index)

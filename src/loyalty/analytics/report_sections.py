@@ -225,8 +225,10 @@ def customer_base_model(models: dict[str, Any]) -> str:
 
 
 def tier_label(code: str, names: Mapping[str, str]) -> str:
-    """A tier as a chart shows it: its name (e.g. 青铜), else its code."""
-    return names.get(code) or code
+    """A tier as a chart shows it: name and code (青铜 bronze), so the chart still reads where the
+    viewer's machine has no font for the name."""
+    name = names.get(code)
+    return f"{name} {code}" if name and name != code else code
 
 
 def tier_cell(code: str, names: Mapping[str, str]) -> Raw:
