@@ -169,7 +169,10 @@ def _parser() -> argparse.ArgumentParser:
                             help="only members who held this tier at --from (else now); repeat for several")
     report_cmd.add_argument("--as-of", dest="as_of", type=_day_or_time, metavar="DATE|TIME",
                             help="judge as of this moment: an ISO 8601 time with an offset, or a date (its end in the "
-                                 "ruleset's timezone); default: the end of --to, else now")
+                                 "ruleset's timezone); default: the end of --to, else now, or the end of the "
+                                 "recorded history when it stops earlier")
+    report_cmd.add_argument("--demo", action="store_true", help=f"report on the database `loyalty demo` built "
+                                                                f"({DEMO_DATABASE})")
     report_cmd.add_argument("--horizon", dest="horizon_days", type=_positive, default=90, metavar="DAYS",
                             help="the models' forecast horizon (default: %(default)s days)")
     report_cmd.set_defaults(run=cmd_report_analytics)
@@ -245,6 +248,8 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--delivery-fee", default="0", metavar="YUAN", help="what a free delivery costs the shop")
     cmd.add_argument("--format", choices=("text", "json"), default="text")
     cmd.add_argument("--output", metavar="FILE", help="write JSON here instead of to stdout")
+    cmd.add_argument("--demo", action="store_true", help=f"the history of the database `loyalty demo` built "
+                                                         f"({DEMO_DATABASE})")
     cmd.set_defaults(run=cmd_simulate)
 
     cmd = sub.add_parser("demo", help="run the engine over real purchase data (CDNOW) or a synthetic shop")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -104,3 +105,11 @@ def test_synthetic_demo_prints_tiers_issuance_refunds_and_repeat_rate(loyalty):
     for heading in ("Tier distribution at each month start", "Growth and points by source",
                     "Refunds reversed", "Repeat-purchase rate"):
         assert heading in done.stdout
+    # The analytics run on the demo's database: the report, and a backtest of the ruleset in force
+    # against itself, which moves nobody and costs the same.
+    report = json.loads(loyalty("report", "--format", "json").stdout)
+    assert report["metrics"]["repeat_purchase"]["buyers"] == 40
+    same = json.loads(loyalty("simulate", "--ruleset", str(ROOT / "rulesets" / "default.yaml"), "--format",
+                              "json").stdout)
+    assert same["moved"]["members"] == 0 and same["months"]
+    assert same["totals"]["baseline"] == same["totals"]["candidate"]

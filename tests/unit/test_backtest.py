@@ -142,3 +142,12 @@ def test_the_months_add_up_to_the_members_balances(policy: str, history: History
             assert state.points >= 0 and state.points_debt == 0
     again = replay(rules, history)
     assert (again.members, [vars(m) for m in again.months]) == (done.members, [vars(m) for m in months])
+
+
+def test_an_unlimited_free_delivery_covers_every_order_of_the_month() -> None:
+    # ¥5,000 in January: diamond on 02-01 (free delivery unlimited, five ¥20 coupons a month).
+    history = History([], [order("d1", at("2027-01-04 10:00"), 5000), order("d2", at("2027-02-01 10:00"), 20),
+                           order("d3", at("2027-02-02 10:00"), 20), order("d4", at("2027-02-03 10:00"), 20)])
+    jan, feb = replay(RULES, history).months
+    assert (jan.tiers, jan.coupons, jan.coupon_value_fen, jan.free_deliveries) == (Counter(diamond=1), 5, 10000, 0)
+    assert feb.free_deliveries == 3

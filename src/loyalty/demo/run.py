@@ -51,6 +51,8 @@ def run_demo(*, synthetic: int | None = None, seed: int = 7, console: Console | 
     monthly = _replay(purchases, side_events(purchases, rng), console)
     _print_results(console, monthly)
     console.print(f"done in {perf_counter() - started:.1f} s")
+    console.print("next: [bold]loyalty report --demo[/] writes the analytics report (var/report.html); "
+                  "[bold]loyalty simulate --demo --ruleset FILE[/] tries a rule change on this history")
 
 
 def _register(purchases: list[Purchase], rng: random.Random) -> None:

@@ -346,8 +346,9 @@ class _Replay:
         self.lot_terms: dict[date, tuple[datetime | None, timedelta]] = {}
         self.tier_ends: list[tuple[datetime, int, _Member]] = []  # a heap: members whose tier may expire
         self.immediate = ruleset.evaluation.immediate_upgrade
+        # Free deliveries a month by tier (None: unlimited); tiers without any are left out.
         self.allowances = {code: b.free_delivery_per_month for code, b in ruleset.benefits.items()
-                           if b.free_delivery_per_month}
+                           if b.free_delivery_per_month != 0}
         self.percentile = ruleset.score is not None and ruleset.score.normalise == "percentile"
         self.month: MonthFigures | None = None
 
@@ -422,43 +423,52 @@ class _Replay:
         return member
 
     def _orders(self, events: list[OrderEvent], buyers: set[_Member]) -> None:
-        rules, month = self.rules, self.month
+        """A day's orders, as `orders._Batch.decide_one` decides each. The hottest loop of the
+        replay: what it reads is held in locals, and what a ruleset does not use is skipped."""
+        rules, month, zone, members, known = self.rules, self.month, self.zone, self.members, self.orders
         assert month is not None
+        growth_rules, points_rules = rules.growth, rules.points
         rule = rules.operations.after_upgrade
         # As an order batch judges the boost: on the members as they stood when the day's batch began.
-        boosted = {e.member for e in events if rule and e.member in self.members
-                   and self._boost_candidate(self.members[e.member], e.paid_at)}
+        boosted = {e.member for e in events if (m := members.get(e.member)) is not None and m.upgraded
+                   and self._boost_candidate(m, e.paid_at)} if rule else set()
+        capped, windows, touched = growth_rules.daily_cap is not None, self.order_windows, self.touched
+        allowances, label = self.allowances, month.month
         immediate: set[_Member] = set()
         for event in events:
-            if event.order_id in self.orders:
+            if event.order_id in known:
                 self.refused["duplicate_order"] += 1
                 continue
-            member = self._member(event.member, event.paid_at)
-            day = event.paid_at.astimezone(self.zone).date()  # aware: checked when the event was parsed
-            earned = order_growth(event.lines, event.amount_fen, event.paid_at, rules.growth, self.zone)
-            if event.member in boosted:
-                earned = self._after_upgrade(member, event.paid_at, earned)
-            awarded = self._cap(member, day, earned)
-            points = order_points(event.amount_fen, event.paid_at, member.birthday, rules.points, self.zone)
-            order = _Order(member, event.paid_at, event.amount_fen, awarded, points)
-            self.orders[event.order_id] = order
+            paid_at = event.paid_at
+            member = members.get(event.member) or self._member(event.member, paid_at)
+            day = paid_at.astimezone(zone).date()  # aware: checked when the event was parsed
+            awarded = order_growth(event.lines, event.amount_fen, paid_at, growth_rules, zone)
+            if boosted and event.member in boosted:
+                awarded = self._after_upgrade(member, paid_at, awarded)
+            if capped:
+                awarded = self._cap(member, day, awarded)
+            points = order_points(event.amount_fen, paid_at, member.birthday, points_rules, zone)
+            order = known[event.order_id] = _Order(member, paid_at, event.amount_fen, awarded, points)
             member.orders.append(order)
-            order.positions = tuple(len(window.log) for window in self.order_windows)
-            for window in self.order_windows:
-                window.add(day, "order", member, order, self.touched)
-            self._days(day, member, event.paid_at)
-            if awarded.total:
-                self._growth(member, day, awarded.total, event.paid_at)
+            if windows:
+                order.positions = tuple(len(window.log) for window in windows)
+                for window in windows:
+                    window.add(day, "order", member, order, touched)
+            if self.day_windows or self.immediate:
+                self._days(day, member, paid_at)
+            if awarded.base or awarded.bonus:
+                self._growth(member, day, awarded.base + awarded.bonus, paid_at)
             if points:
-                order.lot = self._award(member, day, points, event.paid_at)
+                order.lot = self._award(member, day, points, paid_at)
             month.orders += 1
             if member not in buyers:
                 buyers.add(member)
                 month.buyers += 1
                 month.retained += member.bought_before
             member.bought_before = True
-            month.free_deliveries += self._free_delivery(member, month.month)
-            if rules.evaluation.immediate_upgrade:
+            if allowances and member.tier in allowances:
+                month.free_deliveries += self._free_delivery(member, label)
+            if self.immediate:
                 immediate.add(member)
         if immediate:
             as_of = events[-1].paid_at + timedelta(microseconds=1)
@@ -492,14 +502,15 @@ class _Replay:
         return OrderGrowth(allowed - bonus, bonus)
 
     def _free_delivery(self, member: _Member, month: str) -> int:
-        """Whether this order's delivery was free: the tier's monthly allowance, while it lasts."""
-        allowance = self.allowances.get(member.tier)
-        if allowance is None:
-            return 0
+        """Whether this order's delivery was free: every one under an unlimited allowance, else the
+        first N of the member's month (`member.tier` is in `allowances`)."""
+        allowance = self.allowances[member.tier]
+        if allowance is None:  # unlimited
+            return 1
         if member.delivery_month != month:
             member.delivery_month, member.deliveries = month, 0
         member.deliveries += 1
-        return 1 if allowance == "unlimited" or member.deliveries <= int(allowance) else 0
+        return 1 if member.deliveries <= allowance else 0
 
     # --- ledger movements ---
 
@@ -507,11 +518,13 @@ class _Replay:
         member.growth += delta
         assert self.month is not None
         if delta > 0:
-            self.growth_today[(member, day)] += delta
+            if self.rules.growth.daily_cap is not None:  # what is left of the day's cap: read only under one
+                self.growth_today[(member, day)] += delta
             self.month.growth_earned += delta
         else:
             self.month.growth_reversed -= delta
-        self._contribute(day, "growth", member, delta, at)
+        if self.immediate or self.metric_windows["growth"]:
+            self._contribute(day, "growth", member, delta, at)
 
     def _contribute(self, day: date, metric: str, member: _Member, value: int, at: datetime) -> None:
         if self.immediate:
@@ -530,7 +543,8 @@ class _Replay:
         member.points += points
         assert self.month is not None
         self.month.points_earned += points
-        self._contribute(day, "points", member, points, at)
+        if self.immediate or self.metric_windows["points"]:
+            self._contribute(day, "points", member, points, at)
         left = points
         if member.debts:
             payments, left = settle_debts([(debt[0], debt[1]) for debt in member.debts], points)
