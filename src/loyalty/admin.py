@@ -4,13 +4,16 @@ Entries, lots and debts are never edited by hand: a correction is an adjustment,
 the adjustment service (with its reason and actor), so the admin shows the ledger and changes
 nothing in it. Every operator action goes through its service, as the logged-in operator:
 inviting members into the invitation-only tiers, revoking coupons, reversing redemptions,
-releasing deferred grants, acknowledging alerts, and approving or rejecting review cases.
-Adjusting a member with a reason comes with the console work.
+releasing deferred grants, acknowledging alerts, approving or rejecting review cases, adjusting
+a member with a reason and publishing a ruleset version (after its diff; docs/web.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import uuid
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,19 +22,24 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Value, When
-from django.http import HttpRequest, HttpResponse
+from django.forms.models import BaseInlineFormSet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from loyalty.analytics import backtest
 from loyalty.clock import system_clock
-from loyalty.domain.documents import from_yaml
+from loyalty.domain.documents import canonical_yaml, document_diff, from_json, from_yaml, to_json
 from loyalty.domain.errors import InvalidInput, LoyaltyError, RulesetInvalid
 from loyalty.domain.money import format_fen
+from loyalty.domain.periods import local_date
 from loyalty.domain.rewards import RewardTerms
 from loyalty.domain.rewards import problems as reward_problems
 from loyalty.domain.rules import Ruleset
 from loyalty.services import (
+    adjustments,
     budgets,
     coupons,
     deferrals,
@@ -69,13 +77,111 @@ def _warn_refused(request: HttpRequest, heading: str, refused: list[str]) -> Non
         messages.warning(request, f"{heading}: {'; '.join(refused[:10])}{more}")
 
 
+INLINE_ROWS = 50
+
+
+class LatestRows(BaseInlineFormSet):
+    """The member's newest rows only: the full list is one link away, filtered to the member."""
+
+    def get_queryset(self) -> Any:
+        return super().get_queryset()[:INLINE_ROWS]
+
+
+class ReadOnlyInline(admin.TabularInline):
+    formset = LatestRows
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LedgerInline(ReadOnlyInline):
+    model = models.LedgerEntry
+    fields = ("occurred_at", "ledger", "delta", "source", "reference", "ruleset_version")
+    ordering = ("-occurred_at", "-id")
+    verbose_name_plural = f"ledger (the latest {INLINE_ROWS} entries, newest first)"
+
+
+class LotInline(ReadOnlyInline):
+    model = models.PointsLot
+    fields = ("earned_at", "source", "reference", "points", "remaining", "available_at", "expires_at")
+    ordering = ("-earned_at", "-id")
+    verbose_name_plural = f"points lots (the latest {INLINE_ROWS})"
+
+
+class CouponInline(ReadOnlyInline):
+    model = models.Coupon
+    fields = ("code", "kind", "value_fen", "min_spend_fen", "state", "valid_from", "valid_until", "order_id")
+    ordering = ("-issued_at", "-id")
+    verbose_name_plural = f"coupons (the latest {INLINE_ROWS})"
+
+
+class AdjustForm(forms.Form):
+    """One adjustment. `adjustment_id` is drawn when the form is shown and travels with it, so
+    the same form sent twice (a double click, a reload) is one adjustment: the service replays it."""
+
+    ledger = forms.ChoiceField(choices=models.LEDGERS, widget=forms.RadioSelect, initial="points")
+    delta = forms.IntegerField(help_text="Signed: 100 credits, -100 debits. Never overdraws.",
+                               error_messages={"required": "Give the change: a signed whole number.",
+                                               "invalid": "The change is a signed whole number, e.g. 100 or -100."})
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), max_length=1000,
+                             help_text="Why: kept with the adjustment and sent in its webhook.",
+                             error_messages={"required": "Give a reason: every adjustment keeps why it was made."})
+    adjustment_id = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Give a reason: every adjustment keeps why it was made.")
+        return str(reason)
+
+
 @admin.register(models.Member)
 class MemberAdmin(ReadOnly):
+    """Members are searched by external id; a member's page shows the latest ledger entries, lots
+    and coupons, and adjusts growth or points with a reason (through `services.adjustments`)."""
+
     list_display = ("external_id", "tier", "tier_expires_at", "growth_balance", "points_balance", "points_debt",
                     "orders_count", "invited")
     list_filter = ("tier", "invited")
     search_fields = ("external_id",)
     actions = ("invite_members",)
+    inlines = (LedgerInline, LotInline, CouponInline)
+    change_form_template = "admin/loyalty/member_change_form.html"
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.adjust_view)
+        return [path("<path:object_id>/adjust/", view, name="loyalty_member_adjust"), *super().get_urls()]
+
+    def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm("loyalty.add_adjustment"):
+            raise PermissionDenied
+        member = self.get_object(request, object_id)
+        if member is None:
+            raise Http404("no such member")
+        form = AdjustForm(request.POST or None, initial={"adjustment_id": f"admin-{uuid.uuid4().hex}"})
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                outcome = adjustments.adjust(member.external_id, data["ledger"], data["delta"], reason=data["reason"],
+                                             actor=request.user.get_username(), adjustment_id=data["adjustment_id"])
+            except LoyaltyError as error:  # inline, under the field the service names
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                done = "was already made" if outcome.replayed else "made"
+                messages.success(request, f"Adjustment {outcome.adjustment_id} ({outcome.ledger} {outcome.delta:+d}) "
+                                          f"{done}.")
+                return HttpResponseRedirect(reverse("admin:loyalty_member_change", args=[member.pk]))
+        context = {**self.admin_site.each_context(request), "form": form, "opts": self.model._meta,
+                   "original": member, "title": f"Adjust {member.external_id}"}
+        return TemplateResponse(request, "admin/loyalty/adjust.html", context)
 
     @admin.action(description="Invite to invitation-only tiers", permissions=["invite"])
     def invite_members(self, request: HttpRequest, queryset: Any) -> None:
@@ -306,17 +412,99 @@ class BacktestForm(forms.Form):
             raise forms.ValidationError(error.message) from error
 
 
+def backtest_context(candidate: Ruleset, baseline: Ruleset, months: int | None, fee_fen: int) -> dict[str, Any]:
+    """The backtest's comparison as the backtest and publish pages show it (admin/loyalty/backtest_result.html)."""
+    result = backtest.simulate(candidate, baseline, backtest.history_from_db(), months=months, delivery_fee_fen=fee_fen)
+    rows = backtest.shown(result)
+    return {"result": result, "tier_rows": rows.tiers, "flow_rows": rows.flows, "totals": rows.totals}
+
+
+def render_diff(lines: list[tuple[str, str]], same: str) -> str:
+    return render_to_string("admin/loyalty/ruleset_diff.html", {"lines": lines, "same": same})
+
+
+def active_ruleset(as_of: datetime) -> rulesets.ActiveRuleset | None:
+    try:
+        return rulesets.in_force(as_of)
+    except LoyaltyError:  # nothing published yet, or only versions that start later
+        return None
+
+
+class PublishForm(forms.Form):
+    candidate = forms.CharField(label="Ruleset (YAML)",
+                                widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "spellcheck": "false"}),
+                                help_text="Prefilled with the version in force. JSON is accepted too.")
+    effective_from = forms.CharField(max_length=40, help_text="YYYY-MM-DD (midnight in the ruleset's timezone) "
+                                                              "or an ISO time with an offset: 2027-03-01T00:00+08:00.")
+    reason = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 2, "cols": 100}),
+                             help_text="Why: kept with the version. Required to force.")
+    force = forms.BooleanField(required=False, label="Publish inside the notice period",
+                               help_text="Only for a version that makes tiers harder sooner than "
+                                         "publishing.notice_days allows; needs a reason.")
+
+    document: dict[str, Any]
+    ruleset: Ruleset | None = None
+
+    def clean_candidate(self) -> str:
+        text = str(self.cleaned_data["candidate"])
+        try:
+            self.document = from_yaml(text)
+            self.ruleset = rulesets.validate(self.document)
+        except RulesetInvalid as error:  # every problem, inline under the field
+            raise forms.ValidationError(list(error.problems)) from error
+        except LoyaltyError as error:
+            raise forms.ValidationError(error.message) from error
+        return text
+
+    def clean_effective_from(self) -> datetime | None:
+        """As `loyalty ruleset publish --effective-from` reads it; a date is in the candidate's timezone."""
+        text = self.cleaned_data["effective_from"].strip()
+        try:
+            if len(text) == 10:
+                if self.ruleset is None:  # the candidate's own problems come first
+                    return None
+                return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=self.ruleset.timezone)
+            moment = datetime.fromisoformat(text)
+        except ValueError as error:
+            raise forms.ValidationError(f"not a date or a time: {text!r}") from error
+        if moment.tzinfo is None:
+            raise forms.ValidationError("a time needs its offset, e.g. 2027-03-01T00:00+08:00")
+        return moment
+
+
 @admin.register(models.RulesetVersion)
 class RulesetVersionAdmin(ReadOnly):
-    """Versions are published with `loyalty ruleset publish` or the API; here they can be read,
-    and a candidate can be backtested on the shop's history before it is published."""
+    """Versions are read here (each with its diff against the version before), a candidate is
+    backtested on the shop's history, and operators with `loyalty.add_rulesetversion` publish
+    one: the candidate's problems are listed under the field, its diff against the version in
+    force is shown, and Publish goes through `services.rulesets.publish` (the notice period
+    applies) only for the text whose diff was shown."""
 
     list_display = ("version", "name", "effective_from", "published_at", "published_by")
     change_list_template = "admin/loyalty/rulesetversion_changelist.html"
+    fields = ("version", "name", "effective_from", "published_at", "published_by", "reason", "checksum",
+              "document_yaml", "changes")
+    readonly_fields = ("document_yaml", "changes")
 
     def get_urls(self) -> list[Any]:
-        view = self.admin_site.admin_view(self.backtest_view)
-        return [path("backtest/", view, name="loyalty_rulesetversion_backtest"), *super().get_urls()]
+        view = self.admin_site.admin_view
+        return [path("backtest/", view(self.backtest_view), name="loyalty_rulesetversion_backtest"),
+                path("publish/", view(self.publish_view), name="loyalty_rulesetversion_publish"),
+                *super().get_urls()]
+
+    @admin.display(description="document (YAML)")
+    def document_yaml(self, obj: models.RulesetVersion) -> str:
+        return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>',
+                           canonical_yaml(from_json(obj.document)))
+
+    @admin.display(description="changes from the version before")
+    def changes(self, obj: models.RulesetVersion) -> str:
+        before = models.RulesetVersion.objects.filter(version__lt=obj.version).order_by("-version").first()
+        if before is None:
+            return "The first version: nothing before it."
+        lines = document_diff(from_json(before.document), from_json(obj.document), f"version {before.version}",
+                              f"version {obj.version}")
+        return render_diff(lines, f"The same document as version {before.version}.")
 
     def backtest_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
@@ -328,11 +516,53 @@ class RulesetVersionAdmin(ReadOnly):
             baseline = (rulesets.by_version(data["baseline"]).ruleset if data["baseline"]
                         else rulesets.in_force(system_clock.now()).ruleset)
             fee = int((data["delivery_fee"] or Decimal(0)) * 100)
-            result = backtest.simulate(data["candidate"], baseline, backtest.history_from_db(),
-                                       months=data["months"], delivery_fee_fen=fee)
-            rows = backtest.shown(result)
-            context.update(result=result, tier_rows=rows.tiers, flow_rows=rows.flows, totals=rows.totals)
+            context.update(backtest_context(data["candidate"], baseline, data["months"], fee))
         return TemplateResponse(request, "admin/loyalty/backtest.html", context)
+
+    def publish_view(self, request: HttpRequest) -> HttpResponse:
+        """Every valid post shows the diff (and the backtest when asked); Publish publishes only
+        the text whose diff the page showed (`previewed`: its checksum), so nothing unseen goes out."""
+        if not request.user.has_perm("loyalty.add_rulesetversion"):
+            raise PermissionDenied
+        now = system_clock.now()
+        active = active_ruleset(now)
+        in_force = rulesets.stored(active.version) if active else None
+        base = from_json(in_force.document) if in_force else None
+        tomorrow = local_date(now, active.ruleset.timezone) + timedelta(days=1) if active else None
+        form = PublishForm(request.POST or None, initial={"candidate": canonical_yaml(base) if base else "",
+                                                          "effective_from": tomorrow.isoformat() if tomorrow else ""})
+        context: dict[str, Any] = {**self.admin_site.each_context(request), "form": form, "opts": self.model._meta,
+                                   "in_force": in_force, "latest": rulesets.stored(), "title": "Publish a ruleset",
+                                   "in_force_from": active.effective_from.astimezone(active.ruleset.timezone)
+                                   if active else None}
+        if request.method == "POST" and form.is_valid():
+            checksum = hashlib.sha256(to_json(form.document).encode()).hexdigest()
+            shown = f"version {in_force.version} (in force)" if in_force else "nothing published"
+            context.update(checksum=checksum, diff=render_diff(document_diff(base, form.document, shown, "candidate"),
+                                                               "The candidate is the version in force, unchanged."))
+            if "publish" in request.POST:
+                if request.POST.get("previewed") != checksum:
+                    form.add_error(None, "The text changed since its diff was shown: read the diff below, then "
+                                         "publish.")
+                elif (published := self._publish(request, form)) is not None:
+                    return HttpResponseRedirect(reverse("admin:loyalty_rulesetversion_change", args=[published.pk]))
+            elif "backtest" in request.POST and active is not None and form.ruleset is not None:
+                context.update(backtest_context(form.ruleset, active.ruleset, None, 0))
+        return TemplateResponse(request, "admin/loyalty/publish.html", context)
+
+    def _publish(self, request: HttpRequest, form: PublishForm) -> models.RulesetVersion | None:
+        data = form.cleaned_data
+        try:
+            version = rulesets.publish(form.document, effective_from=data["effective_from"],
+                                       actor=request.user.get_username(), reason=data["reason"].strip(),
+                                       force=data["force"])
+        except LoyaltyError as error:  # the notice period, a start before the latest, a replay with another reason
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+            return None
+        self.log_addition(request, version, f"published: {data['reason'].strip()}")
+        messages.success(request, f"Published {version.name} as version {version.version}, in force from "
+                                  f"{version.effective_from.isoformat()}.")
+        return version
 
 
 @admin.register(models.JobRun)
@@ -380,7 +610,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.pk, obj.prefix, obj.created_at = made.key.pk, made.key.prefix, made.key.created_at
         messages.warning(request, f"The new key (shown only now, copy it): {made.plaintext}")
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])  # not for viewers
     def revoke_keys(self, request: HttpRequest, queryset: Any) -> None:
         for key in queryset.filter(revoked_at__isnull=True):
             revoke(key.prefix)

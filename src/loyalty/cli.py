@@ -120,6 +120,15 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("prefix")
     cmd.set_defaults(run=cmd_apikey_revoke)
 
+    staff = sub.add_parser("staff", help="staff accounts for the admin and the operations console"
+                           ).add_subparsers(metavar="ACTION")
+    cmd = staff.add_parser("create", help="create a staff user with a role (docs/web.md: the roles matrix)")
+    cmd.add_argument("username")
+    cmd.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
+    cmd.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of stdin (default: prompt for it twice)")
+    cmd.set_defaults(run=cmd_staff_create)
+
     webhooks = sub.add_parser("webhooks", help="add endpoints, deliver the outbox, replay parked deliveries"
                               ).add_subparsers(metavar="ACTION")
     cmd = webhooks.add_parser("add", help="add an endpoint (its signing secret is printed once)")
@@ -427,6 +436,26 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_staff_create(args: argparse.Namespace) -> int:
+    from loyalty.services.staff import create_staff
+
+    user = create_staff(args.username, _read_password(from_stdin=args.password_stdin), args.role)
+    print(f"created {user.get_username()} ({args.role}): log in at /admin/ and /ops/", file=sys.stderr)
+    return 0
+
+
+def _read_password(*, from_stdin: bool) -> str:
+    """Never from the command line, where `ps` and the shell's history would keep it."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Password (again): "):
+        raise LoyaltyError("the two passwords differ: nothing was created", field="password")
+    return password
+
+
 def cmd_webhooks_add(args: argparse.Namespace) -> int:
     from loyalty.services.webhooks import create_endpoint
 
@@ -697,9 +726,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from loyalty.demo.links import DEMO_BASE, demo_links, print_links
     from loyalty.demo.run import run_demo
+    from loyalty.web.member import member_center_url
 
     run_demo(synthetic=args.synthetic, seed=args.seed)
+    links = demo_links(DEMO_DATABASE.parent / "demo-operator.txt", lambda m: member_center_url(m, base=DEMO_BASE))
+    print_links(Console(), links)
     return 0
 
 

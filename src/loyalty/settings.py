@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",  # the API docs' own Swagger UI files, served locally (no CDN)
     "loyalty.store",
+    "loyalty.web",  # the member center and the operations console (their static files)
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

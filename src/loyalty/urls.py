@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.http import HttpRequest, JsonResponse
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.decorators.http import require_safe
 
 import loyalty.admin  # noqa: F401  (registers the operators' console)
@@ -35,5 +35,7 @@ urlpatterns = [
     path(f"{API_PREFIX.lstrip('/')}members/<str:external_id>", hot.member_status),
     path(API_PREFIX.lstrip("/"), api.urls),
     path("admin/", admin.site.urls),
+    path("ops/", include("loyalty.web.ops_urls")),
+    path("m/", include("loyalty.web.member_urls")),  # the member center (a member token opens it)
     re_path(STATIC_ROUTE, serve_static, {"insecure": True}),
 ]

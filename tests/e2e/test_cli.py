@@ -100,11 +100,15 @@ def test_member_show_names_what_the_next_tier_needs(published, tmp_path):
     assert "next tier 白银 (silver): met: upgrades at the next evaluation" in shown
 
 
-def test_synthetic_demo_prints_tiers_issuance_refunds_and_repeat_rate(loyalty):
+def test_synthetic_demo_prints_tiers_issuance_refunds_and_repeat_rate(loyalty, tmp_path):
     done = loyalty("demo", "--synthetic", "40")
     for heading in ("Tier distribution at each month start", "Growth and points by source",
                     "Refunds reversed", "Repeat-purchase rate"):
         assert heading in done.stdout
+    # It ends with the pages to open and the demo operator's login (the rest: test_demo_links.py).
+    password = (tmp_path / "var" / "demo-operator.txt").read_text().strip()
+    assert f"log in as demo-operator, password {password} (admin role" in done.stdout
+    assert "http://127.0.0.1:8000/m/?token=mt_" in done.stdout and "http://127.0.0.1:8000/ops/" in done.stdout
     # The analytics run on the demo's database: the report, and a backtest of the ruleset in force
     # against itself, which moves nobody and costs the same.
     report = json.loads(loyalty("report", "--format", "json").stdout)

@@ -35,7 +35,7 @@ REFERENCE_TABLES = (RulesetVersion, ApiKey, WebhookEndpoint, Reward, JobRun, Bud
 DOCUMENTED_MEMBER_TABLES = {
     "orders", "order_items", "refunds", "actions", "ledger_entries", "points_lots", "points_debts",
     "tier_changes", "adjustments", "redemptions", "outbox_events", "webhook_deliveries", "coupons", "invitations",
-    "deferred_grants", "review_cases", "member_links", "risk_scores",
+    "deferred_grants", "review_cases", "member_links", "risk_scores", "member_center_views",
 }
 
 

@@ -65,19 +65,19 @@ def overview(metrics: dict[str, Any], models: dict[str, Any]) -> str:
 def tier_distribution(data: dict[str, Any], names: Mapping[str, str]) -> str:
     months, tiers = data["months"], data["tiers"]
     if not months:
-        return _nothing("No month in the period.")
+        return nothing("No month in the period.")
     held = [t for t in tiers if any(data["counts"][t])] or tiers  # the legend names tiers someone held
     svg = charts.stacked_bar_chart(months, {tier_label(t, names): data["counts"][t] for t in held},
                                    title="Members per tier at each month's start", y_label="members")
     rows = [[month, *(data["counts"][t][index] for t in tiers)] for index, month in enumerate(months)]
-    return _figure(svg, "Members per tier at the first moment of each month.") + numbers(
+    return figure(svg, "Members per tier at the first moment of each month.") + numbers(
         ["month", *(tier_cell(t, names) for t in tiers)], rows)
 
 
 def tier_migration(data: dict[str, Any], names: Mapping[str, str]) -> str:
     tiers, matrix = data["tiers"], data["matrix"]
     if not tiers or not any(any(row) for row in matrix):
-        return _nothing("No member held a tier at the period's start.")
+        return nothing("No member held a tier at the period's start.")
     labels = [tier_label(t, names) for t in tiers]
     svg = charts.heatmap(labels, labels, matrix, title="Members by tier then (rows) and now (columns)",
                          x_label=f"tier on {data['to']}", y_label=f"tier on {data['from']}")
@@ -86,14 +86,14 @@ def tier_migration(data: dict[str, Any], names: Mapping[str, str]) -> str:
     stayed = sum(matrix[i][i] for i in range(len(matrix)))
     summary = f"<p>Moved up: {up:,}; stayed: {stayed:,}; moved down: {down:,}.</p>"
     rows = [[tier_cell(t, names), *row] for t, row in zip(tiers, matrix, strict=True)]
-    return summary + _figure(svg, "Members counted once: by the tier they held then and now.") + numbers(
+    return summary + figure(svg, "Members counted once: by the tier they held then and now.") + numbers(
         ["from \\ to", *(tier_cell(t, names) for t in tiers)], rows)
 
 
 def cohort_retention(data: dict[str, Any]) -> str:
     rows, months = data["rows"], [str(month) for month in data["months"]]
     if not rows:
-        return _nothing("No first purchase in the period.")
+        return nothing("No first purchase in the period.")
     grid: list[list[float | None]] = [[float(rate) for rate in row["retention"]]
                                       + [None] * (len(months) - len(row["retention"])) for row in rows]
     later = [value for line in grid for value in line[1:] if value is not None]
@@ -102,7 +102,7 @@ def cohort_retention(data: dict[str, Any]) -> str:
                          percent=True, scale_max=max(later, default=0.0) or None)
     table = [[row["cohort"], row["size"], *(percent(rate) for rate in row["retention"]),
               *([""] * (len(months) - len(row["retention"])))] for row in rows]
-    return _figure(svg, "Month 0 is the month of the first purchase (100%); colours span 0 to the highest later "
+    return figure(svg, "Month 0 is the month of the first purchase (100%); colours span 0 to the highest later "
                         "month.") + numbers(["cohort", "size", *(f"month {m}" for m in months)], table)
 
 
@@ -110,7 +110,7 @@ def arpu_frequency(data: dict[str, Any], names: Mapping[str, str]) -> str:
     months = data["months"]
     tiers = [t for t in data["tiers"] if any(data["members"][t])]  # a tier nobody held has no average
     if not months or not tiers:
-        return _nothing("No member in a tier in the period.")
+        return nothing("No member in a tier in the period.")
     labels = {t: tier_label(t, names) for t in tiers}
 
     def held(t: str, values: Sequence[Any]) -> list[float | None]:
@@ -127,12 +127,12 @@ def arpu_frequency(data: dict[str, Any], names: Mapping[str, str]) -> str:
     members_arpu = [[month, *(cell for t in tiers for cell in (data["members"][t][i], yuan(data["arpu_fen"][t][i])))]
                     for i, month in enumerate(months)]
     frequencies = [[month, *(data["frequency"][t][i] for t in tiers)] for i, month in enumerate(months)]
-    return (_figure(arpu, "ARPU: net yuan the tier's members paid in the month ÷ its members at the month's start.")
+    return (figure(arpu, "ARPU: net yuan the tier's members paid in the month ÷ its members at the month's start.")
             + numbers(["month", *(f"{labels[t]} {what}" for t in tiers for what in ("members", "ARPU (yuan)"))],
                       members_arpu)
-            + _figure(frequency, "Frequency: their purchases in the month ÷ those members.")
+            + figure(frequency, "Frequency: their purchases in the month ÷ those members.")
             + numbers(["month", *(labels[t] for t in tiers)], frequencies)
-            + _figure(bars, "Each month's ARPU weighted by the tier's members that month.")
+            + figure(bars, "Each month's ARPU weighted by the tier's members that month.")
             + numbers(["tier", "average monthly ARPU (yuan)"],
                       [[tier_cell(t, names), str(value)] for t, value in zip(tiers, average, strict=True)]))
 
@@ -143,7 +143,7 @@ def repeat_purchase(repeat: dict[str, Any], within: dict[str, Any]) -> str:
                            title="Repeat purchase", y_label="share of buyers", percent=True)
     rows = [["repeat purchase", repeat["buyers"], repeat["repeat_buyers"], percent(repeat["rate"])],
             [f"within {within['days']} days", within["eligible"], within["repurchased"], percent(within["rate"])]]
-    return _figure(svg, "Repeat buyers ÷ buyers; and buyers who bought again within the window ÷ those the window "
+    return figure(svg, "Repeat buyers ÷ buyers; and buyers who bought again within the window ÷ those the window "
                         "could be judged for.") + numbers(["measure", "of", "did", "rate"], rows)
 
 
@@ -156,13 +156,13 @@ def coupons_and_budget(coupons: dict[str, Any], cost: dict[str, Any], names: Map
                                title="Coupons issued and redeemed, by tier and kind", y_label="coupons")
         rows = [[tier_cell(r["tier"], names), r["kind"], r["issued"], r["redeemed"], percent(r["rate"])]
                 for r in coupons["rows"]]
-        parts += [_figure(svg, "By the tier the member held when the coupon was issued."),
+        parts += [figure(svg, "By the tier the member held when the coupon was issued."),
                   numbers(["tier", "kind", "issued", "redeemed", "rate"], rows)]
     else:
-        parts.append(_nothing("No coupon issued in the period."))
+        parts.append(nothing("No coupon issued in the period."))
     parts.append("<h3>Benefit cost against budget</h3>")
     if not cost["rows"]:
-        return "".join([*parts, _nothing("No benefit budget or cost in the period.")])
+        return "".join([*parts, nothing("No benefit budget or cost in the period.")])
     tiers = list(dict.fromkeys(r["tier"] for r in cost["rows"]))
     totals = {what: [_sum_or_none([r[f"{what}_fen"] for r in cost["rows"] if r["tier"] == t]) for t in tiers]
               for what in ("budget", "issued", "redeemed")}
@@ -171,7 +171,7 @@ def coupons_and_budget(coupons: dict[str, Any], cost: dict[str, Any], names: Map
                            title="Benefit cost over the period against budget", y_label="yuan")
     rows = [[r["month"], tier_cell(r["tier"], names), yuan(r["budget_fen"]), yuan(r["issued_fen"]),
              yuan(r["redeemed_fen"])] for r in cost["rows"]]
-    return "".join([*parts, _figure(svg, "Sums over the period's months, in yuan; no budget bar where a month had "
+    return "".join([*parts, figure(svg, "Sums over the period's months, in yuan; no budget bar where a month had "
                                          "no cap."),
                     numbers(["month", "tier", "budget (yuan)", "issued (yuan)", "redeemed (yuan)"], rows)])
 
@@ -179,25 +179,25 @@ def coupons_and_budget(coupons: dict[str, Any], cost: dict[str, Any], names: Map
 def points_liability(data: dict[str, Any]) -> str:
     rows = data["rows"]
     if not rows:
-        return _nothing("No points entry in the period.")
+        return nothing("No points entry in the period.")
     periods = [row["period"] for row in rows]
     shown = [key for key in ("outstanding", "earned", "redeemed", "expired") if key in rows[0]]
     svg = charts.line_chart(periods, {key: [row[key] for row in rows] for key in shown},
                             title="Points liability per month", y_label="points")
     columns = list(rows[0])
-    return _figure(svg, "Outstanding at each month's end, and the month's movements (docs: Points liability).") + \
+    return figure(svg, "Outstanding at each month's end, and the month's movements (docs: Points liability).") + \
         numbers(columns, [[row[c] for c in columns] for row in rows])
 
 
 def rfm_segments(data: dict[str, Any]) -> str:
     segments = data["segments"]
     if not segments:
-        return _nothing("No buyer in the period.")
+        return nothing("No buyer in the period.")
     svg = charts.bar_chart([s["segment"] for s in segments], {"members": [s["members"] for s in segments]},
                            title="Members per RFM segment", y_label="members")
     rows = [[s["segment"], s["members"], percent(s["share"]), s["recency_days_median"], s["frequency_median"],
              yuan(s["monetary_fen_median"])] for s in segments]
-    return _figure(svg, "Segments by recency, frequency and monetary scores (docs: RFM).") + numbers(
+    return figure(svg, "Segments by recency, frequency and monetary scores (docs: RFM).") + numbers(
         ["segment", "members", "share", "recency (days, median)", "frequency (median)", "monetary (yuan, median)"],
         rows)
 
@@ -217,11 +217,11 @@ def customer_base_model(models: dict[str, Any]) -> str:
     return (f"<p>{model['customers']:,} customers; time unit: {_escape(model['time_unit'])}; horizon: "
             f"{models['horizon_days']} days.</p>"
             + table(["model", "parameter", "value"], parameters, caption="Fitted parameters")
-            + _figure(svg, "P(alive): the probability that the member has not stopped buying.")
+            + figure(svg, "P(alive): the probability that the member has not stopped buying.")
             + numbers(["P(alive)", "members"], zip(histogram["bins"], histogram["members"], strict=True))
             + "<h3>Churn risk: the top of the list</h3>"
             + (table(["member", "P(alive)", "expected purchases", "expected value (yuan)", "past value (yuan)"], risk)
-               if risk else _nothing("No member on the churn-risk list.")))
+               if risk else nothing("No member on the churn-risk list.")))
 
 
 def tier_label(code: str, names: Mapping[str, str]) -> str:
@@ -261,11 +261,11 @@ def numbers(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return f"<details><summary>The numbers</summary>{table(headers, rows)}</details>"
 
 
-def _figure(svg: str, caption: str) -> str:
+def figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{_escape(caption)}</figcaption></figure>"
 
 
-def _nothing(text: str) -> str:
+def nothing(text: str) -> str:
     return f'<p class="note">{_escape(text)}</p>'
 
 

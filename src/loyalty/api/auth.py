@@ -3,7 +3,8 @@
 `Authorization: Bearer <token>`; keys start `lk_`, member tokens `mt_`.
 
 Member tokens are signed with the server's secret (Django's `signing`), carry their member and
-expiry, and are checked against an injectable clock. Rate limits count requests per key per
+expiry, and are checked against an injectable clock (`services.member_tokens`, which the member
+center page reads them with too). Rate limits count requests per key per
 minute in Django's cache: Redis when `LOYALTY_REDIS_URL` is set (shared by every worker),
 process memory otherwise.
 """
@@ -12,9 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-from django.core import signing
 from django.core.cache import cache
 from django.http import HttpRequest
 from ninja.security import HttpBearer
@@ -22,12 +21,19 @@ from ninja.security import HttpBearer
 from loyalty.api.errors import ApiError
 from loyalty.clock import Clock, system_clock
 from loyalty.services import apikeys
+from loyalty.services.member_tokens import (
+    MEMBER_TOKEN_MAX_TTL,
+    MEMBER_TOKEN_PREFIX,
+    MEMBER_TOKEN_SALT,
+    MEMBER_TOKEN_TTL,
+    TokenRefused,
+    issue_member_token,
+    read_member_grant,
+)
 from loyalty.store.sql import LiveKey
 
-MEMBER_TOKEN_PREFIX = "mt_"
-MEMBER_TOKEN_SALT = "loyalty.member-token"
-MEMBER_TOKEN_TTL = timedelta(minutes=15)
-MEMBER_TOKEN_MAX_TTL = timedelta(hours=24)
+__all__ = ["MEMBER_TOKEN_MAX_TTL", "MEMBER_TOKEN_PREFIX", "MEMBER_TOKEN_SALT", "MEMBER_TOKEN_TTL", "Bearer", "Caller",
+           "caller", "check_rate", "issue_member_token", "own_member", "read_member_token"]
 
 
 @dataclass(frozen=True)
@@ -40,24 +46,12 @@ class Caller:
         return f"api-key:{self.key.name}" if self.key else f"member:{self.member}"
 
 
-def issue_member_token(external_id: str, *, ttl: timedelta = MEMBER_TOKEN_TTL,
-                       clock: Clock = system_clock) -> tuple[str, datetime]:
-    expires_at = clock.now() + ttl
-    token = signing.dumps({"m": external_id, "exp": int(expires_at.timestamp())}, salt=MEMBER_TOKEN_SALT)
-    return MEMBER_TOKEN_PREFIX + token, expires_at
-
-
 def read_member_token(token: str, *, clock: Clock = system_clock) -> str:
+    """The token's member (signing and expiry: `services.member_tokens`), or a 401."""
     try:
-        claims = signing.loads(token[len(MEMBER_TOKEN_PREFIX):], salt=MEMBER_TOKEN_SALT)
-    except signing.BadSignature as error:
-        raise ApiError("the member token is not valid", code="invalid_token", status=401) from error
-    if not isinstance(claims, dict) or not isinstance(claims.get("m"), str) or not isinstance(claims.get("exp"), int):
-        raise ApiError("the member token is not valid", code="invalid_token", status=401)
-    if claims["exp"] <= clock.now().timestamp():
-        raise ApiError("the member token has expired; ask the platform for a new one", code="token_expired",
-                       status=401)
-    return str(claims["m"])
+        return read_member_grant(token, clock=clock).member
+    except TokenRefused as error:
+        raise ApiError(error.message, code=error.code, status=401) from error
 
 
 def check_rate(key: LiveKey, clock: Clock = system_clock) -> None:

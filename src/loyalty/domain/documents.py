@@ -5,6 +5,7 @@ YAML floats and JSON numbers become `Decimal`, so "1.5" is 1.5 and never 1.49999
 
 from __future__ import annotations
 
+import difflib
 import json
 from decimal import Decimal
 from typing import Any
@@ -42,6 +43,23 @@ def from_json(text: str) -> dict[str, Any]:
     return document
 
 
+class _ExactDumper(yaml.SafeDumper):
+    """SafeDumper that writes Decimals as plain numbers, digit for digit."""
+
+
+def _decimal_scalar(dumper: yaml.SafeDumper, value: Decimal) -> yaml.nodes.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:float", str(value))
+
+
+_ExactDumper.add_representer(Decimal, _decimal_scalar)
+
+
+def to_yaml(document: Any) -> str:
+    """A document as block YAML, keys in the document's order, for people to read and edit;
+    `from_yaml` reads it back to the same document."""
+    return yaml.dump(document, Dumper=_ExactDumper, allow_unicode=True, sort_keys=False, default_flow_style=False)
+
+
 def to_json(document: Any) -> str:
     """Canonical JSON (sorted keys); Decimals are written as strings so they stay exact."""
     def default(value: object) -> str:
@@ -50,3 +68,24 @@ def to_json(document: Any) -> str:
         raise TypeError(f"cannot store {type(value).__name__} in a ruleset")
 
     return json.dumps(document, default=default, sort_keys=True, ensure_ascii=False)
+
+
+def canonical_yaml(document: dict[str, Any]) -> str:
+    """A document as it is stored (sorted keys; numbers that are not integers as strings), in
+    YAML: two documents written this way differ only where their rules do."""
+    return to_yaml(from_json(to_json(document)))
+
+
+def document_diff(old: dict[str, Any] | None, new: dict[str, Any], old_label: str,
+                  new_label: str) -> list[tuple[str, str]]:
+    """The unified diff of two documents' canonical YAML, each line with its kind: "add",
+    "remove", "hunk" (@@ lines), "file" (the ---/+++ header) or "same"."""
+    before = canonical_yaml(old).splitlines() if old is not None else []
+    lines = difflib.unified_diff(before, canonical_yaml(new).splitlines(), old_label, new_label, lineterm="")
+    return [(_diff_kind(line), line) for line in lines]
+
+
+def _diff_kind(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "file"
+    return {"+": "add", "-": "remove", "@": "hunk"}.get(line[:1], "same")

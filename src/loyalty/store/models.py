@@ -632,3 +632,22 @@ class RiskScore(models.Model):
         db_table = "risk_scores"
         constraints = [models.UniqueConstraint(fields=["member", "as_of"], name="risk_scores_once")]
         indexes = [models.Index(fields=["as_of", "flagged"], name="risk_scores_night")]
+
+
+class MemberCenterView(models.Model):
+    """What a member last saw of their member center (services.member_center): the growth and the
+    progress bar, the highest tier rank celebrated, the benefits shown. One row per member, written
+    on each visit, so that the next visit knows what is new: a growth rise, an upgrade, a benefit."""
+
+    member = models.OneToOneField(Member, on_delete=models.PROTECT, related_name="center_view")
+    seen_growth = models.BigIntegerField(default=0)
+    seen_progress = models.IntegerField(default=0, help_text="The progress bar as last shown, in permille.")
+    celebrated_rank = models.IntegerField(default=0)
+    seen_benefits = models.JSONField(default=list, blank=True)  # benefit keys, sorted
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "member_center_views"
+
+    def __str__(self) -> str:
+        return f"member center of {self.member_id}"
