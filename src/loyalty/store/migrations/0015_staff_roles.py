@@ -2,7 +2,7 @@
 
 - viewer: `view_*` on every model of the app; that is also what opens the /ops/ dashboards.
 - operator: viewer, plus exactly what the admin's operator actions check (`has_*_permission` in
-  loyalty/admin.py): invite members, revoke coupons, reverse redemptions, replay webhook
+  loyalty/admin/): invite members, revoke coupons, reverse redemptions, replay webhook
   deliveries, release deferred grants, acknowledge alerts, decide review cases; and
   `add_adjustment` (adjust a member with a reason).
 - admin: every permission of the app (rulesets, rewards, API keys, webhook endpoints, ...).
