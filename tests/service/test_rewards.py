@@ -274,7 +274,13 @@ def test_a_coupon_reward_is_reversed_only_while_its_coupons_are_unused(shop):
     assert refused.value.code == "reward_coupon_used" and state() == before
     reversal = reverse_redemption("rd-1", actor="ops", clock=shop)
     assert len(reversal.coupons_revoked) == 2
-    assert set(Coupon.objects.filter(key__startswith="reward:rd-1:").values_list("state", flat=True)) == {"revoked"}
+    revoked = Coupon.objects.filter(key__startswith="reward:rd-1:")
+    assert {(c.state, c.revoked_by, c.revoke_reason) for c in revoked} == {
+        ("revoked", "ops", "redemption rd-1 reversed")}
+    # Each revoked coupon is heard by the platform, as an operator's revocation is.
+    heard = [json.loads(e.body)["data"] for e in OutboxEvent.objects.filter(type="coupon.revoked").order_by("id")]
+    assert [(d["code"], d["by"], d["reason"]) for d in heard] == [
+        (code, "ops", "redemption rd-1 reversed") for code in reversal.coupons_revoked]
     with pytest.raises(NotFound):
         reverse_redemption("rd-9", actor="ops", clock=shop)
 

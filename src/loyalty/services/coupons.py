@@ -210,13 +210,20 @@ def revoke_coupon(code: str, *, reason: str, by: str, clock: Clock = system_cloc
             if coupon.state == REVOKED:
                 return CouponRevocation(external_id, _view(coupon, now), replayed=True)
             check_revocable(_terms(coupon))
-            coupon.state, coupon.revoked_at, coupon.revoked_by, coupon.revoke_reason = REVOKED, now, by, reason
-            coupon.save(update_fields=["state", "revoked_at", "revoked_by", "revoke_reason"])
-            emit(owner_id, "coupon.revoked", code, {
-                **_event_data(external_id, coupon), "reason": reason, "by": by, "revoked_at": now}, now)
+            revoke_locked(coupon, external_id, reason=reason, by=by, now=now)
         return CouponRevocation(external_id, _view(coupon, now))
 
     return retry_races(revoke)
+
+
+def revoke_locked(coupon: Coupon, external_id: str, *, reason: str, by: str, now: datetime) -> None:
+    """Revoke a coupon whose member and row the caller holds locked, in the caller's transaction:
+    the state, who and why, and the `coupon.revoked` event. The one way a coupon is revoked, by an
+    operator (`revoke_coupon`) or with the reward redemption that issued it (`redemptions`)."""
+    coupon.state, coupon.revoked_at, coupon.revoked_by, coupon.revoke_reason = REVOKED, now, by, reason
+    coupon.save(update_fields=["state", "revoked_at", "revoked_by", "revoke_reason"])
+    emit(coupon.member_id, "coupon.revoked", coupon.code, {
+        **_event_data(external_id, coupon), "reason": reason, "by": by, "revoked_at": now}, now)
 
 
 def _spend(order: tuple[Any, ...] | None, member_id: int, terms: Terms, amount_fen: int | None) -> int | None:

@@ -24,6 +24,7 @@ from loyalty.domain.periods import local_date
 from loyalty.domain.rewards import coupon_key, to_give_back
 from loyalty.services import rulesets
 from loyalty.services.batches import retry_races
+from loyalty.services.coupons import revoke_locked
 from loyalty.services.ledger import Book, Posting, lock_members
 from loyalty.services.outbox import emit
 from loyalty.store.models import Coupon, LedgerEntry, Redemption, Reward
@@ -59,7 +60,7 @@ def reverse_redemption(redemption_id: str, *, actor: str, clock: Clock = system_
             if row.state == "reversed":
                 return _replay(row, owner, keys)
             now = clock.now()
-            revoked = _revoke(keys)
+            revoked = _revoke(keys, owner, f"redemption {redemption_id} reversed", actor.strip(), now)
             if row.reward is not None and row.reward.stock is not None:
                 Reward.objects.filter(id=row.reward.id).update(stock=F("stock") + row.quantity)
             drawn = [(int(lot), None if at is None else datetime.fromisoformat(at), int(n)) for lot, at, n in row.lots]
@@ -86,15 +87,18 @@ def reverse_redemption(redemption_id: str, *, actor: str, clock: Clock = system_
     return retry_races(apply)
 
 
-def _revoke(keys: list[str]) -> list[str]:
-    """Revoke a coupon reward's coupons (locked), or refuse when one was spent already."""
+def _revoke(keys: list[str], owner: str, reason: str, by: str, now: datetime) -> list[str]:
+    """Revoke a coupon reward's coupons (locked; each with its `coupon.revoked` event), or refuse
+    when one was spent already."""
     coupons = list(Coupon.objects.select_for_update().filter(key__in=keys).order_by("id"))
     used = [c.code for c in coupons if c.state == "redeemed"]
     if used:
         raise Refused(f"coupon {used[0]} of this reward was redeemed already; refund its order first",
                       field="redemption_id", code="reward_coupon_used")
-    Coupon.objects.filter(id__in=[c.id for c in coupons], state="issued").update(state="revoked")
-    return [c.code for c in coupons if c.state == "issued"]
+    issued = [coupon for coupon in coupons if coupon.state == "issued"]
+    for coupon in issued:
+        revoke_locked(coupon, owner, reason=reason, by=by, now=now)
+    return [coupon.code for coupon in issued]
 
 
 def _replay(row: Redemption, owner: str, keys: list[str]) -> Reversal:
