@@ -1,7 +1,6 @@
 """The operators' console renders the ledger for staff and lets nobody edit it by hand."""
 
 import pytest
-from django.contrib.auth.models import User
 
 from loyalty.services.members import register_member
 from loyalty.services.orders import record_order
@@ -11,12 +10,6 @@ from tests.service.support import order_event
 
 PAGES = ["member", "ledgerentry", "order", "refund", "tierchange", "adjustment", "rulesetversion"]
 
-
-@pytest.fixture
-def operator(client, db):
-    user = User.objects.create_superuser("ops", "ops@example.com", "secret")
-    client.force_login(user)
-    return client
 
 
 @pytest.mark.parametrize("model", PAGES)

@@ -19,11 +19,6 @@ URL = "/admin/loyalty/rulesetversion/backtest/"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def operator(client, db):
-    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "secret"))
-    return client
-
 
 @pytest.fixture
 def history(default_rules, clock):

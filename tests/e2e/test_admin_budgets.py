@@ -12,12 +12,6 @@ from tests.service.test_grants import FEB_2027, hold, register
 
 
 @pytest.fixture
-def operator(client, db):
-    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "secret"))
-    return client
-
-
-@pytest.fixture
 def deferred(publish, clock):
     publish("default", operations={"budgets": {"gold": "16"}})
     register(clock, "g1", "g2")

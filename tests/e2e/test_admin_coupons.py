@@ -13,12 +13,6 @@ from tests.conftest import at
 
 
 @pytest.fixture
-def operator(client, db):
-    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "secret"))
-    return client
-
-
-@pytest.fixture
 def coupons(default_rules, clock):
     codes = {}
     for name, kind in (("m1", "monthly"), ("m2", "birthday")):

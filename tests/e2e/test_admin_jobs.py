@@ -1,18 +1,10 @@
 """Job runs in the operators' console: listed and filtered, never edited by hand."""
 
-import pytest
-from django.contrib.auth.models import User
 
 from loyalty.clock import FixedClock
 from loyalty.services.jobs import run_due
 from loyalty.store.models import JobRun
 from tests.conftest import at
-
-
-@pytest.fixture
-def operator(client, db):
-    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "secret"))
-    return client
 
 
 def test_staff_see_job_runs_and_cannot_change_them(operator, default_rules):

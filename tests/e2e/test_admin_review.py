@@ -14,11 +14,6 @@ from tests.service.support import pay
 MONDAY = at("2027-01-04 10:00")
 
 
-@pytest.fixture
-def operator(client, db):
-    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "secret"))
-    return client
-
 
 @pytest.fixture
 def cases(default_rules, clock):

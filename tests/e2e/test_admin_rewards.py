@@ -1,8 +1,6 @@
 """Operators create rewards in the admin (mistakes named by field), withdraw them from the list,
 and reverse a redemption with an action; redemptions are never edited by hand."""
 
-import pytest
-from django.contrib.auth.models import User
 
 from loyalty.services import rewards
 from loyalty.services.members import register_member
@@ -14,11 +12,6 @@ FORM = {"code": "mug-2027", "name": "Mug", "kind": "goods", "points_cost": "120"
         "min_spend_fen": "0", "valid_days": "", "stock": "5", "per_member_limit": "", "active": "on",
         "available_from_0": "", "available_from_1": "", "available_until_0": "", "available_until_1": ""}
 
-
-@pytest.fixture
-def operator(client, db):
-    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "secret"))
-    return client
 
 
 def test_an_operator_creates_a_reward_and_it_is_offered(operator, default_rules):
