@@ -10,6 +10,8 @@ pytest-django's `live_server` (a real threaded server; tests need
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +40,10 @@ def _chromium_missing() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole run."""
+def browser(live_server: Any) -> Iterator[Any]:
+    """One headless Chromium for the whole run. It needs the live server so that it closes first:
+    the server's request threads then see their connections end while the server still shares
+    the test database with them (see `_request_threads_done`)."""
     reason = _chromium_missing()
     if reason:
         pytest.skip(reason)
@@ -52,6 +56,7 @@ def browser() -> Iterator[Any]:
             chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
             yield chromium
             chromium.close()
+            _request_threads_done()
     finally:
         if before is None:
             os.environ.pop(ASYNC_UNSAFE, None)
@@ -59,11 +64,22 @@ def browser() -> Iterator[Any]:
             os.environ[ASYNC_UNSAFE] = before
 
 
+def _request_threads_done(timeout: float = 5.0) -> None:
+    """Wait until the live server has finished every connection. A request thread closes the
+    database connection it borrows when its connection ends; if that happens after the server
+    stopped sharing the in-memory test database, Django raises in that thread, and pytest reports
+    it against whichever test runs next."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any("process_request_thread" in t.name for t in threading.enumerate()):
+        time.sleep(0.05)
+
+
 @dataclass
 class Guard:
     """What a page did that it should not: requests to other hosts, console errors, failed requests."""
 
     host: str
+    contexts: list[Any] = field(default_factory=list)  # opened for the test; closed after it
     external: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -75,14 +91,21 @@ class Guard:
 
 
 @pytest.fixture
-def guard(live_server: Any) -> Guard:
-    return Guard(host=urlsplit(live_server.url).netloc)
+def guard(live_server: Any) -> Iterator[Guard]:
+    """The test's guard; every browser context opened through it is closed after the test, and the
+    server's connections with it have ended by then."""
+    guard = Guard(host=urlsplit(live_server.url).netloc)
+    yield guard
+    for context in guard.contexts:
+        context.close()
+    _request_threads_done()
 
 
 def guarded_page(browser: Any, guard: Guard, **context_options: Any) -> Any:
     """A page in a fresh context (its own cookies) whose requests to any other host are aborted
     and recorded in `guard`, with console errors and failed requests recorded too."""
     context = browser.new_context(**context_options)
+    guard.contexts.append(context)
     page = context.new_page()
 
     def route(request_route: Any) -> None:
@@ -104,9 +127,7 @@ def guarded_page(browser: Any, guard: Guard, **context_options: Any) -> Any:
 @pytest.fixture
 def page(browser: Any, guard: Guard) -> Iterator[Any]:
     """A desktop-sized page with the no-external-requests guard; `guard.assert_clean()` checks it."""
-    page = guarded_page(browser, guard, viewport={"width": 1280, "height": 900})
-    yield page
-    page.context.close()
+    yield guarded_page(browser, guard, viewport={"width": 1280, "height": 900})  # closed by `guard`
 
 
 @pytest.fixture
