@@ -27,7 +27,6 @@ from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -35,9 +34,9 @@ from loyalty.domain.conditions import Facts, MetricKey
 from loyalty.domain.events import ActionEvent, OrderEvent, RefundEvent
 from loyalty.domain.grants import after_upgrade_growth, is_after_upgrade, month_of, monthly_coupons
 from loyalty.domain.growth import OrderGrowth, action_award, growth_to_reverse, order_growth
+from loyalty.domain.history import History, MemberState, MonthFigures, Newcomer, Replay, Spend
 from loyalty.domain.periods import Window, add_months, local_date, start_of_day
 from loyalty.domain.points import (
-    Lot,
     clawback,
     draw,
     lot_available_at,
@@ -46,82 +45,14 @@ from loyalty.domain.points import (
     points_to_reverse,
     settle_debts,
 )
+from loyalty.domain.replay_state import HeldLot, ReplayedMember, ReplayedOrder, WindowTotals
 from loyalty.domain.rules import Ruleset
 from loyalty.domain.tiers import Standing, evaluate, needed_metrics, with_score
 
+__all__ = ["History", "MemberState", "MonthFigures", "Newcomer", "Replay", "Spend", "independent", "merge",
+           "replay", "split"]
+
 INTERACTIONS = ("review", "share")
-
-
-@dataclass(frozen=True)
-class Newcomer:
-    """A member as the history knows them: registered at, birthday, invited to the invitation-only tiers."""
-
-    member: str
-    registered_at: datetime
-    birthday: date | None = None
-    invited: bool = False
-
-
-@dataclass(frozen=True)
-class Spend:
-    """Points spent on something the platform priced (a redemption of `points`)."""
-
-    redemption_id: str
-    member: str
-    points: int
-    at: datetime
-
-
-@dataclass(frozen=True)
-class History:
-    members: Sequence[Newcomer]
-    orders: Sequence[OrderEvent]
-    refunds: Sequence[RefundEvent] = ()
-    actions: Sequence[ActionEvent] = ()
-    spends: Sequence[Spend] = ()
-
-
-@dataclass
-class MonthFigures:
-    """One month of the replay: what happened in it, and the evaluation at its end (`as_of`)."""
-
-    month: str  # "2027-01"
-    as_of: datetime  # 00:00 on the next month's 1st: the evaluation after the month
-    orders: int = 0
-    buyers: int = 0
-    retained: int = 0  # buyers of the month who had bought in an earlier month
-    growth_earned: int = 0
-    growth_reversed: int = 0
-    points_earned: int = 0
-    points_redeemed: int = 0
-    points_reversed: int = 0
-    points_expired: int = 0
-    free_deliveries: int = 0  # orders of the month that a tier's free delivery covered
-    tiers: Counter[str] = field(default_factory=Counter)  # members per tier after the evaluation
-    moves: Counter[str] = field(default_factory=Counter)  # upgrade | renew | downgrade
-    coupons: int = 0  # issued at `as_of` for the next month
-    coupon_value_fen: int = 0
-
-
-@dataclass(frozen=True)
-class MemberState:
-    tier: str
-    tier_expires_at: datetime | None
-    growth: int
-    points: int
-    points_debt: int
-
-
-@dataclass
-class Replay:
-    ruleset: str
-    months: list[MonthFigures]
-    members: dict[str, MemberState]
-    refused: Counter[str] = field(default_factory=Counter)  # what the services would have refused, by code
-
-    @property
-    def final_tiers(self) -> Counter[str]:
-        return Counter(state.tier for state in self.members.values())
 
 
 def replay(ruleset: Ruleset, history: History, *, since: date | None = None, until: datetime | None = None
@@ -192,128 +123,6 @@ def merge(parts: Sequence[Replay]) -> Replay:
     return Replay(parts[0].ruleset, months, members, sum((p.refused for p in parts), Counter()))
 
 
-# --- the members' state ------------------------------------------------------------------------
-
-
-class _Lot:
-    __slots__ = ("available_at", "earned_at", "expired", "expires_at", "id", "remaining")
-
-    def __init__(self, lot_id: int, points: int, earned_at: datetime, available_at: datetime,
-                 expires_at: datetime | None):
-        self.id, self.remaining, self.expired = lot_id, points, 0
-        self.earned_at, self.available_at, self.expires_at = earned_at, available_at, expires_at
-
-    def frozen(self) -> Lot:
-        return Lot(self.id, self.remaining, self.earned_at, self.available_at, self.expires_at)
-
-
-class _Order:
-    __slots__ = ("amount", "base", "bonus", "growth_reversed", "lot", "member", "paid_at", "points",
-                 "points_reversed", "positions", "refunded")
-
-    def __init__(self, member: _Member, paid_at: datetime, amount: int, awarded: OrderGrowth, points: int):
-        self.member, self.paid_at, self.amount = member, paid_at, amount
-        self.base, self.bonus, self.points = awarded.base, awarded.bonus, points
-        self.refunded = self.growth_reversed = self.points_reversed = 0
-        self.lot: _Lot | None = None
-        self.positions: tuple[int, ...] = ()  # where the order entered each window's log
-
-    @property
-    def counts(self) -> int:
-        return 1 if self.amount > self.refunded else 0
-
-    @property
-    def net(self) -> int:
-        return self.amount - self.refunded
-
-
-class _Member:
-    __slots__ = ("birthday", "bought_before", "debts", "deliveries", "delivery_month", "expires_at", "growth",
-                 "invited", "key", "lots", "orders", "orders_since_upgrade", "points", "reached_at", "records",
-                 "registered_at", "tier", "upgraded")
-
-    def __init__(self, newcomer: Newcomer, base: str):
-        self.key, self.registered_at = newcomer.member, newcomer.registered_at
-        self.birthday, self.invited = newcomer.birthday, newcomer.invited
-        self.tier, self.reached_at = base, newcomer.registered_at
-        self.expires_at: datetime | None = None
-        self.upgraded = False  # whether `reached_at` was an upgrade (the extra growth after one)
-        self.orders_since_upgrade = 0
-        self.growth = self.points = 0
-        self.lots: list[_Lot] = []
-        self.debts: list[list[int]] = []  # [debt id, remaining]
-        self.orders: list[_Order] = []
-        self.records: list[tuple[datetime, str, int]] = []  # (at, metric, value): kept for immediate upgrades
-        self.bought_before = False
-        self.delivery_month, self.deliveries = "", 0  # orders in the month, for the free-delivery allowance
-
-    @property
-    def debt(self) -> int:
-        return sum(remaining for _, remaining in self.debts)
-
-
-# --- window metrics as running totals ------------------------------------------------------------
-
-
-class _Window:
-    """One window's totals per member: contributions enter when they happen and leave when the
-    window's start passes their local day (starts fall on local midnights: month and year starts)."""
-
-    def __init__(self, window: Window, metrics: set[str], zone: object):
-        self.window, self.metrics, self.key = window, metrics, window.key
-        self.totals: dict[str, dict[_Member, int]] = {metric: defaultdict(int) for metric in metrics}
-        self.days: Counter[tuple[_Member, date]] = Counter()
-        self.log: list[tuple[date, str, _Member, object]] = []
-        self.next = 0  # log entries before it have left the window
-
-    def add(self, day: date, metric: str, member: _Member, value: object, touched: set[_Member]) -> None:
-        if metric == "order":
-            order = value
-            assert isinstance(order, _Order)
-            self._order(member, order.counts, order.net)
-        elif metric == "day":
-            self.days[(member, day)] += 1
-            if self.days[(member, day)] == 1:
-                self.totals["active_days"][member] += 1
-        else:
-            assert isinstance(value, int)
-            self.totals[metric][member] += value
-        self.log.append((day, metric, member, value))
-        touched.add(member)
-
-    def _order(self, member: _Member, count: int, amount: int) -> None:
-        if "orders" in self.totals:
-            self.totals["orders"][member] += count
-        if "amount" in self.totals:
-            self.totals["amount"][member] += amount
-
-    def refunded(self, order: _Order, before: tuple[int, int], touched: set[_Member], position: int) -> None:
-        """An order's net changed: its totals move while the order is still inside the window."""
-        if position < self.next:
-            return
-        self._order(order.member, order.counts - before[0], order.net - before[1])
-        touched.add(order.member)
-
-    def move_start(self, start_day: date, touched: set[_Member]) -> None:
-        log, position = self.log, self.next
-        while position < len(log) and log[position][0] < start_day:
-            day, metric, member, value = log[position]
-            if metric == "order":
-                assert isinstance(value, _Order)
-                self._order(member, -value.counts, -value.net)
-            elif metric == "day":
-                self.days[(member, day)] -= 1
-                if not self.days[(member, day)]:
-                    del self.days[(member, day)]
-                    self.totals["active_days"][member] -= 1
-            else:
-                assert isinstance(value, int)
-                self.totals[metric][member] -= value
-            touched.add(member)
-            position += 1
-        self.next = position
-
-
 # --- the replay ------------------------------------------------------------------------------
 
 
@@ -322,29 +131,29 @@ class _Replay:
         self.rules, self.zone = ruleset, ruleset.timezone
         self.base = ruleset.base_tier.code
         self.history = history
-        self.members: dict[str, _Member] = {}
+        self.members: dict[str, ReplayedMember] = {}
         for newcomer in sorted(history.members, key=lambda m: (m.registered_at, m.member)):
-            self.members.setdefault(newcomer.member, _Member(newcomer, self.base))
-        self.orders: dict[str, _Order] = {}
+            self.members.setdefault(newcomer.member, ReplayedMember(newcomer, self.base))
+        self.orders: dict[str, ReplayedOrder] = {}
         self.refused: Counter[str] = Counter()
         self.ids = 0
-        self.touched: set[_Member] = set()
-        self.growth_today: Counter[tuple[_Member, date]] = Counter()
-        self.per_day: Counter[tuple[_Member, str, date]] = Counter()
-        self.per_ref: Counter[tuple[_Member, str, str]] = Counter()
+        self.touched: set[ReplayedMember] = set()
+        self.growth_today: Counter[tuple[ReplayedMember, date]] = Counter()
+        self.per_day: Counter[tuple[ReplayedMember, str, date]] = Counter()
+        self.per_ref: Counter[tuple[ReplayedMember, str, str]] = Counter()
         by_window: dict[str, set[str]] = defaultdict(set)
         for metric, key in needed_metrics(ruleset):
             by_window[key].add(metric)
         self.max_single = {key for key, metrics in by_window.items() if "max_single_order" in metrics}
-        self.windows = [_Window(Window.from_key(key), metrics, self.zone) for key, metrics in by_window.items()]
+        self.windows = [WindowTotals(Window.from_key(key), metrics, self.zone) for key, metrics in by_window.items()]
         self.order_windows = [w for w in self.windows if w.metrics & {"orders", "amount", "max_single_order"}]
         self.day_windows = [w for w in self.windows if "active_days" in w.metrics]
         self.metric_windows = {metric: [w for w in self.windows if metric in w.metrics]
                                for metric in ("growth", "points", "interactions")}
-        self.expiries: dict[datetime, list[tuple[_Lot, _Member]]] = defaultdict(list)
+        self.expiries: dict[datetime, list[tuple[HeldLot, ReplayedMember]]] = defaultdict(list)
         self.expiry_times: list[datetime] = []  # a heap of the keys of `expiries`
         self.lot_terms: dict[date, tuple[datetime | None, timedelta]] = {}
-        self.tier_ends: list[tuple[datetime, int, _Member]] = []  # a heap: members whose tier may expire
+        self.tier_ends: list[tuple[datetime, int, ReplayedMember]] = []  # a heap: members whose tier may expire
         self.immediate = ruleset.evaluation.immediate_upgrade
         # Free deliveries a month by tier (None: unlimited); tiers without any are left out.
         self.allowances = {code: b.free_delivery_per_month for code, b in ruleset.benefits.items()
@@ -371,7 +180,7 @@ class _Replay:
         while month_first <= last:
             next_first = add_months(month_first, 1)
             self.month = MonthFigures(f"{month_first:%Y-%m}", start_of_day(next_first, self.zone))
-            buyers: set[_Member] = set()
+            buyers: set[ReplayedMember] = set()
             day = month_first
             while day < next_first:
                 work = days.pop(day, None)
@@ -403,7 +212,7 @@ class _Replay:
         return days
 
     def _day(self, work: tuple[list[OrderEvent], list[ActionEvent], list[RefundEvent], list[Spend]],
-             buyers: set[_Member]) -> None:
+             buyers: set[ReplayedMember]) -> None:
         orders, actions, refunds, spends = work
         if orders:
             self._orders(orders, buyers)
@@ -416,13 +225,13 @@ class _Replay:
 
     # --- orders ---
 
-    def _member(self, key: str, at: datetime) -> _Member:
+    def _member(self, key: str, at: datetime) -> ReplayedMember:
         member = self.members.get(key)
         if member is None:  # registered as of the first order, as an import registers
-            member = self.members[key] = _Member(Newcomer(key, at), self.base)
+            member = self.members[key] = ReplayedMember(Newcomer(key, at), self.base)
         return member
 
-    def _orders(self, events: list[OrderEvent], buyers: set[_Member]) -> None:
+    def _orders(self, events: list[OrderEvent], buyers: set[ReplayedMember]) -> None:
         """A day's orders, as `orders._Batch.decide_one` decides each. The hottest loop of the
         replay: what it reads is held in locals, and what a ruleset does not use is skipped."""
         rules, month, zone, members, known = self.rules, self.month, self.zone, self.members, self.orders
@@ -434,7 +243,7 @@ class _Replay:
                    and self._boost_candidate(m, e.paid_at)} if rule else set()
         capped, windows, touched = growth_rules.daily_cap is not None, self.order_windows, self.touched
         allowances, label = self.allowances, month.month
-        immediate: set[_Member] = set()
+        immediate: set[ReplayedMember] = set()
         for event in events:
             if event.order_id in known:
                 self.refused["duplicate_order"] += 1
@@ -448,7 +257,7 @@ class _Replay:
             if capped:
                 awarded = self._cap(member, day, awarded)
             points = order_points(event.amount_fen, paid_at, member.birthday, points_rules, zone)
-            order = known[event.order_id] = _Order(member, paid_at, event.amount_fen, awarded, points)
+            order = known[event.order_id] = ReplayedOrder(member, paid_at, event.amount_fen, awarded, points)
             member.orders.append(order)
             if windows:
                 order.positions = tuple(len(window.log) for window in windows)
@@ -477,12 +286,12 @@ class _Replay:
                 if reason is not None:
                     month.moves[reason] += 1
 
-    def _boost_candidate(self, member: _Member, paid_at: datetime) -> bool:
+    def _boost_candidate(self, member: ReplayedMember, paid_at: datetime) -> bool:
         rule = self.rules.operations.after_upgrade
         return bool(rule and member.upgraded and member.tier != self.base
                     and is_after_upgrade(rule, member.reached_at, paid_at))
 
-    def _after_upgrade(self, member: _Member, paid_at: datetime, earned: OrderGrowth) -> OrderGrowth:
+    def _after_upgrade(self, member: ReplayedMember, paid_at: datetime, earned: OrderGrowth) -> OrderGrowth:
         """As `orders._Batch._after_upgrade`: every order paid since the upgrade counts, boosted or not."""
         if paid_at < member.reached_at:
             return earned
@@ -493,7 +302,7 @@ class _Replay:
             return earned
         return after_upgrade_growth(earned, rule, before)
 
-    def _cap(self, member: _Member, day: date, earned: OrderGrowth) -> OrderGrowth:
+    def _cap(self, member: ReplayedMember, day: date, earned: OrderGrowth) -> OrderGrowth:
         cap = self.rules.growth.daily_cap
         if cap is None:
             return earned
@@ -501,7 +310,7 @@ class _Replay:
         bonus = min(earned.bonus, allowed)
         return OrderGrowth(allowed - bonus, bonus)
 
-    def _free_delivery(self, member: _Member, month: str) -> int:
+    def _free_delivery(self, member: ReplayedMember, month: str) -> int:
         """Whether this order's delivery was free: every one under an unlimited allowance, else the
         first N of the member's month (`member.tier` is in `allowances`)."""
         allowance = self.allowances[member.tier]
@@ -514,7 +323,7 @@ class _Replay:
 
     # --- ledger movements ---
 
-    def _growth(self, member: _Member, day: date, delta: int, at: datetime) -> None:
+    def _growth(self, member: ReplayedMember, day: date, delta: int, at: datetime) -> None:
         member.growth += delta
         assert self.month is not None
         if delta > 0:
@@ -526,19 +335,19 @@ class _Replay:
         if self.immediate or self.metric_windows["growth"]:
             self._contribute(day, "growth", member, delta, at)
 
-    def _contribute(self, day: date, metric: str, member: _Member, value: int, at: datetime) -> None:
+    def _contribute(self, day: date, metric: str, member: ReplayedMember, value: int, at: datetime) -> None:
         if self.immediate:
             member.records.append((at, metric, value))
         for window in self.metric_windows[metric]:
             window.add(day, metric, member, value, self.touched)
 
-    def _days(self, day: date, member: _Member, at: datetime) -> None:
+    def _days(self, day: date, member: ReplayedMember, at: datetime) -> None:
         if self.immediate:
             member.records.append((at, "day", 1))
         for window in self.day_windows:
             window.add(day, "day", member, 1, self.touched)
 
-    def _award(self, member: _Member, day: date, points: int, at: datetime) -> _Lot | None:
+    def _award(self, member: ReplayedMember, day: date, points: int, at: datetime) -> HeldLot | None:
         """+points: debts are paid first (oldest first), the rest becomes a lot."""
         member.points += points
         assert self.month is not None
@@ -554,7 +363,7 @@ class _Replay:
             member.debts = [debt for debt in member.debts if debt[1] > 0]
         if left <= 0:
             return None
-        lot = _Lot(self._next_id(), left, at, lot_available_at(at, self.rules.points), self._expires_at(at, day))
+        lot = HeldLot(self._next_id(), left, at, lot_available_at(at, self.rules.points), self._expires_at(at, day))
         member.lots.append(lot)
         if lot.expires_at is not None:
             bucket = self.expiries.get(lot.expires_at)
@@ -573,7 +382,7 @@ class _Replay:
             self.lot_terms[day] = (lot_expires_at(at, rules, self.zone), timedelta(0))
         return self.lot_terms[day][0]
 
-    def _take(self, member: _Member, takes: Iterable[tuple[int, int]]) -> None:
+    def _take(self, member: ReplayedMember, takes: Iterable[tuple[int, int]]) -> None:
         by_id = {lot.id: lot for lot in member.lots}
         for lot_id, taken in takes:
             by_id[lot_id].remaining -= taken
@@ -631,7 +440,7 @@ class _Replay:
         for window, position in zip(self.order_windows, order.positions, strict=True):
             window.refunded(order, before, self.touched, position)
 
-    def _claw(self, member: _Member, order: _Order, points: int, event: RefundEvent, day: date) -> None:
+    def _claw(self, member: ReplayedMember, order: ReplayedOrder, points: int, event: RefundEvent, day: date) -> None:
         own = order.lot.id if order.lot is not None else None
         takes, shortfall = clawback([lot.frozen() for lot in member.lots], points, event.refunded_at, own)
         self._take(member, takes)
@@ -692,7 +501,7 @@ class _Replay:
             coupons[tier.code] = (len(drafts), sum(d.value_fen for d in drafts))
         return coupons
 
-    def _due(self, as_of: datetime) -> list[_Member]:
+    def _due(self, as_of: datetime) -> list[ReplayedMember]:
         """Members whose facts moved since the last evaluation, or whose tier expires: nobody
         else can be decided differently from last time."""
         due = set(self.touched)
@@ -702,7 +511,7 @@ class _Replay:
                 due.add(member)
         return list(due)
 
-    def _facts(self, member: _Member, as_of: datetime) -> Facts:
+    def _facts(self, member: ReplayedMember, as_of: datetime) -> Facts:
         metrics: dict[MetricKey, int | Decimal] = {}
         for window in self.windows:
             for metric, totals in window.totals.items():
@@ -713,13 +522,13 @@ class _Replay:
                 metrics[("max_single_order", window.key)] = self._max_single(member, window.window, as_of)
         return Facts(metrics, {"invited": member.invited})
 
-    def _max_single(self, member: _Member, window: Window, as_of: datetime) -> int:
+    def _max_single(self, member: ReplayedMember, window: Window, as_of: datetime) -> int:
         start, end = window.bounds(as_of, self.zone)
         paid = [order.paid_at for order in member.orders]
         first = 0 if start is None else bisect_left(paid, start)
         return max((order.net for order in member.orders[first:] if order.paid_at < end), default=0)
 
-    def _facts_at(self, member: _Member, as_of: datetime) -> Facts:
+    def _facts_at(self, member: ReplayedMember, as_of: datetime) -> Facts:
         """A member's facts at any moment, from their own records (the immediate upgrade's check)."""
         metrics: dict[MetricKey, int | Decimal] = {}
         for window in self.windows:
@@ -752,7 +561,7 @@ class _Replay:
             population[metric] = sorted(totals.get(m, 0) for m in self.members.values())
         return population
 
-    def _decide(self, member: _Member, as_of: datetime, facts: Facts, *, upgrades_only: bool = False,
+    def _decide(self, member: ReplayedMember, as_of: datetime, facts: Facts, *, upgrades_only: bool = False,
                 population: dict[str, list[int | Decimal]] | None = None) -> str | None:
         scored = with_score(facts, self.rules, population)
         decision = evaluate(self.rules, Standing(member.tier, member.expires_at), scored, as_of,
@@ -767,7 +576,7 @@ class _Replay:
         return decision.reason
 
     def _expire(self, as_of: datetime, month: MonthFigures) -> None:
-        emptied: set[_Member] = set()
+        emptied: set[ReplayedMember] = set()
         while self.expiry_times and self.expiry_times[0] <= as_of:
             for lot, member in self.expiries.pop(heapq.heappop(self.expiry_times)):
                 if lot.remaining > 0:
@@ -783,7 +592,7 @@ class _Replay:
         return {key: MemberState(m.tier, m.expires_at, m.growth, m.points, m.debt) for key, m in self.members.items()}
 
 
-def _points_to_reverse(order: _Order, refund_fen: int) -> int:
+def _points_to_reverse(order: ReplayedOrder, refund_fen: int) -> int:
     expired = order.lot.expired if order.lot is not None else 0
     return points_to_reverse(order.points, order.amount, order.refunded, refund_fen, expired=expired,
                              reversed_before=order.points_reversed)
