@@ -23,3 +23,17 @@ def cli_on(tmp_path: Path, database: str) -> Runner:
         return done
 
     return run
+
+
+def shop_on(directory: Path, database: str, orders_csv: str | None = None, *,
+            effective_from: str = "2026-01-01") -> Runner:
+    """A fresh database under the default ruleset (in force from `effective_from`), with the
+    orders of `orders_csv` imported when given; answers its runner."""
+    run = cli_on(directory, database)
+    run("migrate")
+    root = Path(__file__).resolve().parents[2]
+    run("ruleset", "publish", str(root / "rulesets" / "default.yaml"), "--effective-from", effective_from)
+    if orders_csv is not None:
+        (directory / "orders.csv").write_text(orders_csv)
+        run("import", "orders", str(directory / "orders.csv"))
+    return run

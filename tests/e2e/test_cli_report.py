@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import cli_on
+from tests.e2e.cli import shop_on
 
-ROOT = Path(__file__).resolve().parents[2]
 # 400 + 59 + 120 points in October; bob's last order is 1 November in Shanghai, 31 October in UTC.
 ORDERS_CSV = """order_id,member,paid_at,amount
 o-1,alice,2026-10-03T10:00:00+08:00,400.00
@@ -24,13 +23,7 @@ HEADER = "period,opening,earned,redeemed,reversed,expired,adjusted,written_off,o
 @pytest.fixture
 def shop(tmp_path: Path):
     """A database with the orders above; answers a runner of `loyalty ARGS` that checks the exit code."""
-    run = cli_on(tmp_path, "report.sqlite3")
-
-    run("migrate")
-    run("ruleset", "publish", str(ROOT / "rulesets" / "default.yaml"), "--effective-from", "2026-01-01")
-    (tmp_path / "orders.csv").write_text(ORDERS_CSV)
-    run("import", "orders", str(tmp_path / "orders.csv"))
-    return run
+    return shop_on(tmp_path, "report.sqlite3", ORDERS_CSV)
 
 
 def test_liability_as_csv_per_day_per_month_and_in_a_range(shop, tmp_path):

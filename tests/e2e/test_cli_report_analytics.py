@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import cli_on
+from tests.e2e.cli import shop_on
 
-ROOT = Path(__file__).resolve().parents[2]
 # alice buys on 3 and 6 October; bob on 5 October and 1 November (07:00 in Shanghai: November's).
 ORDERS_CSV = """order_id,member,paid_at,amount
 o-1,alice,2026-10-03T10:00:00+08:00,400.00
@@ -21,12 +20,7 @@ o-4,bob,2026-11-01T07:00:00+08:00,30.00
 
 @pytest.fixture
 def shop(tmp_path: Path):
-    run = cli_on(tmp_path, "analytics.sqlite3")
-    run("migrate")
-    run("ruleset", "publish", str(ROOT / "rulesets" / "default.yaml"), "--effective-from", "2026-01-01")
-    (tmp_path / "orders.csv").write_text(ORDERS_CSV)
-    run("import", "orders", str(tmp_path / "orders.csv"))
-    return run
+    return shop_on(tmp_path, "analytics.sqlite3", ORDERS_CSV)
 
 
 def test_the_report_as_json_on_standard_output(shop):

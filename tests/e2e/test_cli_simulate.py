@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.cli import cli_on
+from tests.e2e.cli import shop_on
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = """order_id,member,paid_at,amount
@@ -32,16 +32,11 @@ o5,m2,2027-02-02T10:00:00+08:00,60.00
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     directory = tmp_path_factory.mktemp("simulate")
-    (directory / "orders.csv").write_text(ORDERS)
     document = yaml.safe_load((ROOT / "rulesets" / "default.yaml").read_text())
     document["name"] = "harder gold"
     document["tiers"][2]["when"] = {"any": [{"orders": ">= 4"}, {"amount": ">= 800"}]}
     (directory / "candidate.yaml").write_text(yaml.safe_dump(document, allow_unicode=True))
-    run = cli_on(directory, "shop.sqlite3")
-    run("migrate")
-    run("ruleset", "publish", str(ROOT / "rulesets" / "default.yaml"), "--effective-from", "2026-01-01")
-    run("import", "orders", "orders.csv")
-    return directory, run
+    return directory, shop_on(directory, "shop.sqlite3", ORDERS)
 
 
 def check(document: dict) -> None:
