@@ -145,3 +145,21 @@ def test_p_alive_histogram_bins_are_closed_on_the_left_and_the_last_holds_one():
     histogram = clv.p_alive_histogram(np.array([0.0, 0.05, 0.1, 0.3, 0.95, 1.0]))
     assert histogram["bins"][0] == "0.0-0.1" and histogram["bins"][-1] == "0.9-1.0"
     assert histogram["members"] == [2, 1, 0, 1, 0, 0, 0, 0, 0, 2]
+
+
+def test_a_shop_too_regular_for_the_plain_fit_is_fitted_with_the_weakest_penalty_that_converges():
+    # 40 members, each buying ¥50 every week for ten weeks (on Monday, Tuesday or Wednesday):
+    # nobody has left, so BG/NBD's dropout parameters are undetermined without a penalty.
+    rows = [(f"m{m}", f"2027-01-{4 + m % 3:02d} 10:00", 5000) for m in range(40)]
+    for week in range(1, 10):
+        rows += [(f"m{m}", (at(f"2027-01-{4 + m % 3:02d} 10:00") + pd.Timedelta(days=7 * week)).strftime(
+            "%Y-%m-%d %H:%M"), 5000) for m in range(40)]
+    summary = clv.summarize(log(*rows), as_of=at("2027-03-31 23:00"))
+    assert clv._fit_bgnbd(*(summary[c].to_numpy() for c in ("frequency", "recency", "T")), 0.0) is None
+
+    model = clv.fit(summary)
+    assert model.penalizer == 0.001 and clv.model_as_json(model)["penalizer"] == "0.001"
+    predicted = clv.predict(model, summary, horizon_days=28)
+    # Everyone is alive, and buys about once a week: r / alpha ≈ 0.74 purchases a week by this fit.
+    assert predicted["p_alive"].min() > 0.99
+    assert predicted["expected_purchases"].between(2.5, 3.5).all()

@@ -88,6 +88,7 @@ def test_the_report_section_shows_the_fit_as_decimal_strings(cdnow):
     section = clv.summary_for_report(cdnow, as_of=CALIBRATION_END, top=3)
     assert section["model"] == {
         "bgnbd": {"r": "0.2426", "alpha": "4.4136", "a": "0.7929", "b": "2.4259", "log_likelihood": "-9582.4"},
-        "gamma_gamma": {"p": "6.2496", "q": "3.7442", "v": "15.4435"}, "time_unit": "week", "customers": 2357}
+        "gamma_gamma": {"p": "6.2496", "q": "3.7442", "v": "15.4435"}, "time_unit": "week", "customers": 2357,
+        "penalizer": "0.000"}
     assert sum(section["p_alive_histogram"]["members"]) == 2357
     assert len(section["churn_risk"]) == 3

@@ -108,6 +108,7 @@ class CustomerBaseModel:
     customers: int
     gamma_gamma: GammaGamma | None = None
     unit_days: int = UNIT_DAYS
+    penalizer: float = 0.0  # the L2 penalty BG/NBD needed to converge (0: none, the published fit)
 
     def bgnbd(self) -> BetaGeoFitter:
         fitter = BetaGeoFitter()
@@ -146,17 +147,32 @@ def fit(summary: pd.DataFrame) -> CustomerBaseModel:
                       f"different days; there are {len(repeat)} (of {len(summary)} buyers)",
                       code="too_few_repeat_buyers")
     x, t_x, T = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
-    try:
-        with _fitting():
-            params = BetaGeoFitter().fit(x, t_x, T).params_
-    except (ConvergenceError, np.linalg.LinAlgError):
-        params = pd.Series([np.nan])
-    if not np.all(np.isfinite(params.to_numpy())):
+    for penalizer in PENALIZERS:
+        params = _fit_bgnbd(x, t_x, T, penalizer)
+        if params is not None:
+            break
+    else:
         raise Refused("the BG/NBD model did not converge on these purchases: they are too few, or too regular, "
                       "to tell its four parameters apart", code="model_did_not_converge")
     r, alpha, a, b = (float(params[k]) for k in ("r", "alpha", "a", "b"))
     return CustomerBaseModel(r, alpha, a, b, bgnbd_log_likelihood(r, alpha, a, b, x, t_x, T), len(summary),
-                             _fit_gamma_gamma(repeat[repeat["monetary_value"] > 0]))
+                             _fit_gamma_gamma(repeat[repeat["monetary_value"] > 0]), penalizer=penalizer)
+
+
+# Tried in turn until BG/NBD converges: none first (the published fit), then lifetimes' L2 penalty
+# on the parameters, weakest first. A small or very regular shop (everyone buying every week, none
+# gone) leaves the four parameters undetermined without one; the penalty keeps them finite, and
+# the model says which it took (`penalizer`).
+PENALIZERS = (0.0, 0.001, 0.01, 0.1)
+
+
+def _fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, penalizer: float) -> pd.Series | None:
+    try:
+        with _fitting():
+            params = BetaGeoFitter(penalizer_coef=penalizer).fit(x, t_x, T).params_
+    except (ConvergenceError, np.linalg.LinAlgError):
+        return None
+    return params if np.all(np.isfinite(params.to_numpy())) else None
 
 
 def _fit_gamma_gamma(repeat: pd.DataFrame) -> GammaGamma | None:
@@ -255,7 +271,7 @@ def model_as_json(model: CustomerBaseModel) -> dict[str, Any]:
                       "log_likelihood": decimal_text(model.log_likelihood, 1)},
             "gamma_gamma": None if gamma is None else {k: decimal_text(v, 4) for k, v in asdict(gamma).items()},
             "time_unit": "week" if model.unit_days == 7 else f"{model.unit_days} days",
-            "customers": model.customers}
+            "customers": model.customers, "penalizer": decimal_text(model.penalizer, 3)}
 
 
 def p_alive_histogram(p_alive: np.ndarray) -> dict[str, list[Any]]:

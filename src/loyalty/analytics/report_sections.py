@@ -214,8 +214,11 @@ def customer_base_model(models: dict[str, Any]) -> str:
                            x_label="P(alive)")
     risk = [[r["member"], r["p_alive"], r["expected_purchases"], yuan(r["expected_value_fen"]),
              yuan(r["past_value_fen"])] for r in models["churn_risk"]]
+    penalty = model.get("penalizer", "0.000")
+    penalised = (f" BG/NBD needed an L2 penalty of {_escape(penalty)} to converge on these purchases: read its "
+                 f"parameters as a sensible rate, not published-grade estimates." if penalty != "0.000" else "")
     return (f"<p>{model['customers']:,} customers; time unit: {_escape(model['time_unit'])}; horizon: "
-            f"{models['horizon_days']} days.</p>"
+            f"{models['horizon_days']} days.{penalised}</p>"
             + table(["model", "parameter", "value"], parameters, caption="Fitted parameters")
             + figure(svg, "P(alive): the probability that the member has not stopped buying.")
             + numbers(["P(alive)", "members"], zip(histogram["bins"], histogram["members"], strict=True))
