@@ -134,6 +134,11 @@ class _Replay:
         self.members: dict[str, ReplayedMember] = {}
         for newcomer in sorted(history.members, key=lambda m: (m.registered_at, m.member)):
             self.members.setdefault(newcomer.member, ReplayedMember(newcomer, self.base))
+        # The members-per-tier count: members known in advance join it once registered (latest last
+        # here, so the next to join is popped from the end), members first seen in an order at once.
+        self.waiting = sorted(self.members.values(), key=lambda m: m.registered_at, reverse=True)
+        self.fresh: list[ReplayedMember] = []
+        self.tier_counts: Counter[str] = Counter()
         self.orders: dict[str, ReplayedOrder] = {}
         self.refused: Counter[str] = Counter()
         self.ids = 0
@@ -229,6 +234,7 @@ class _Replay:
         member = self.members.get(key)
         if member is None:  # registered as of the first order, as an import registers
             member = self.members[key] = ReplayedMember(Newcomer(key, at), self.base)
+            self.fresh.append(member)
         return member
 
     def _orders(self, events: list[OrderEvent], buyers: set[ReplayedMember]) -> None:
@@ -484,7 +490,8 @@ class _Replay:
                 month.moves[decision] += 1
         self.touched = set()
         self._expire(as_of, month)
-        month.tiers.update(member.tier for member in self.members.values() if member.registered_at <= as_of)
+        self._count_registered(as_of)
+        month.tiers = +self.tier_counts  # a copy, without the tiers nobody holds
         coupons = self._monthly_coupons(as_of)
         for tier, members in month.tiers.items():
             count, value_fen = coupons[tier]
@@ -561,6 +568,20 @@ class _Replay:
             population[metric] = sorted(totals.get(m, 0) for m in self.members.values())
         return population
 
+    def _count_registered(self, as_of: datetime) -> None:
+        """Members registered by `as_of` join the members-per-tier count, kept as tiers change
+        (`_decide`) rather than counted over every member each month."""
+        while self.waiting and self.waiting[-1].registered_at <= as_of:
+            self._count(self.waiting.pop())
+        for member in self.fresh:
+            self._count(member)
+        self.fresh = []
+
+    def _count(self, member: ReplayedMember) -> None:
+        if not member.counted:
+            member.counted = True
+            self.tier_counts[member.tier] += 1
+
     def _decide(self, member: ReplayedMember, as_of: datetime, facts: Facts, *, upgrades_only: bool = False,
                 population: dict[str, list[int | Decimal]] | None = None) -> str | None:
         scored = with_score(facts, self.rules, population)
@@ -568,6 +589,9 @@ class _Replay:
                             upgrades_only=upgrades_only)
         if not decision.changed:
             return None
+        if member.counted:
+            self.tier_counts[member.tier] -= 1
+            self.tier_counts[decision.to_code] += 1
         member.tier, member.expires_at, member.reached_at = decision.to_code, decision.expires_at, as_of
         if decision.expires_at is not None:
             heapq.heappush(self.tier_ends, (decision.expires_at, self._next_id(), member))

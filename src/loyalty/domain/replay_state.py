@@ -46,15 +46,16 @@ class ReplayedOrder:
 
 
 class ReplayedMember:
-    __slots__ = ("birthday", "bought_before", "debts", "deliveries", "delivery_month", "expires_at", "growth",
-                 "invited", "key", "lots", "orders", "orders_since_upgrade", "points", "reached_at", "records",
-                 "registered_at", "tier", "upgraded")
+    __slots__ = ("birthday", "bought_before", "counted", "debts", "deliveries", "delivery_month", "expires_at",
+                 "growth", "invited", "key", "lots", "orders", "orders_since_upgrade", "points", "reached_at",
+                 "records", "registered_at", "tier", "upgraded")
 
     def __init__(self, newcomer: Newcomer, base: str):
         self.key, self.registered_at = newcomer.member, newcomer.registered_at
         self.birthday, self.invited = newcomer.birthday, newcomer.invited
         self.tier, self.reached_at = base, newcomer.registered_at
         self.expires_at: datetime | None = None
+        self.counted = False  # in the replay's members-per-tier count (registered by the last month's end)
         self.upgraded = False  # whether `reached_at` was an upgrade (the extra growth after one)
         self.orders_since_upgrade = 0
         self.growth = self.points = 0
