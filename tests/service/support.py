@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connection
 
 from loyalty.clock import Clock
 from loyalty.domain.events import parse_action, parse_order, parse_refund
+from loyalty.domain.grants import coupon_code
 from loyalty.services.actions import ActionOutcome, record_action
 from loyalty.services.orders import OrderOutcome, record_order
 from loyalty.services.refunds import RefundOutcome, record_refund
 from loyalty.store.models import (
     Action,
     Adjustment,
+    Coupon,
     LedgerEntry,
     Member,
     Order,
@@ -29,6 +33,9 @@ from loyalty.store.models import (
     Refund,
     TierChange,
 )
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+JANUARY = (datetime(2027, 1, 1, tzinfo=SHANGHAI), datetime(2027, 2, 1, tzinfo=SHANGHAI))
 
 TABLES = (Member, Order, OrderItem, Refund, Action, LedgerEntry, PointsLot, PointsDebt, TierChange,
           Adjustment, Redemption)
@@ -130,3 +137,14 @@ def ledger_problems_by_member() -> dict[str, list[str]]:
 
 def ledger_problems(external_id: str) -> list[str]:
     return ledger_problems_by_member()[external_id]
+
+
+def give_coupon(member: str, key: str, value_fen: int = 800, *, valid: tuple[datetime, datetime] = JANUARY,
+                **fields: Any) -> str:
+    """A monthly coupon as a grant job writes it (code derived from the key), with any other
+    columns in `fields` (min_spend_fen, state, template, stacking_group, usage); answers its code."""
+    code = coupon_code(key, settings.SECRET_KEY.encode())
+    Coupon.objects.create(member=Member.objects.get(external_id=member), code=code, key=key, kind="monthly",
+                          value_fen=value_fen, issued_at=valid[0], valid_from=valid[0], valid_until=valid[1],
+                          ruleset_version=1, **fields)
+    return code

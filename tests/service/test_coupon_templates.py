@@ -5,23 +5,18 @@ registration, and a tier's entitlements in the member's status."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import pytest
-from django.conf import settings
 
 from loyalty.clock import FixedClock
 from loyalty.domain.errors import LoyaltyError
-from loyalty.domain.grants import coupon_code
 from loyalty.services import grants
 from loyalty.services.coupons import redeem_coupon, revoke_coupon
 from loyalty.services.members import member_status, register_many, register_member
 from loyalty.store.models import Coupon, Member, OutboxEvent
 from tests.conftest import at
-from tests.service.support import pay, refund
-
-JANUARY = (at("2027-01-01 00:00"), at("2027-02-01 00:00"))
+from tests.service.support import give_coupon, pay, refund
 
 
 @pytest.fixture
@@ -31,13 +26,6 @@ def shop(default_rules: Any, clock: FixedClock) -> FixedClock:
     return clock
 
 
-def give(member: str, key: str, value_fen: int = 800, *, template: str = "", group: str = "cash",
-         usage: str = "single", valid: tuple[datetime, datetime] = JANUARY) -> str:
-    code = coupon_code(key, settings.SECRET_KEY.encode())
-    Coupon.objects.create(member=Member.objects.get(external_id=member), code=code, key=key, kind="monthly",
-                          value_fen=value_fen, issued_at=valid[0], valid_from=valid[0], valid_until=valid[1],
-                          template=template, stacking_group=group, usage=usage, ruleset_version=1)
-    return code
 
 
 def refused(work: Any) -> LoyaltyError:
@@ -67,9 +55,9 @@ def test_a_monthly_grant_records_its_templates_terms_on_each_coupon(publish, clo
 
 
 def test_a_once_per_member_template_is_redeemed_once_until_the_coupon_comes_back(shop):
-    first = give("m1", "n1", template="newcomer", usage="once_per_member")
-    second = give("m1", "n2", template="newcomer", usage="once_per_member")
-    theirs = give("m2", "n3", template="newcomer", usage="once_per_member")
+    first = give_coupon("m1", "n1", template="newcomer", usage="once_per_member")
+    second = give_coupon("m1", "n2", template="newcomer", usage="once_per_member")
+    theirs = give_coupon("m2", "n3", template="newcomer", usage="once_per_member")
     pay("o1", "m1", at("2027-01-04 08:00"), "92.00", shop)
     redeem_coupon(first, member="m1", order_id="o1", clock=shop)
     again = refused(lambda: redeem_coupon(second, member="m1", order_id="o2", clock=shop))
@@ -83,8 +71,9 @@ def test_a_once_per_member_template_is_redeemed_once_until_the_coupon_comes_back
 
 
 def test_one_coupon_per_stacking_group_on_an_order_and_different_groups_combine(shop):
-    cash, more_cash = give("m1", "c1"), give("m1", "c2", 500)
-    delivery, gift = give("m1", "d1", 0, group="delivery"), give("m1", "p1", 0, group="")
+    cash, more_cash = give_coupon("m1", "c1"), give_coupon("m1", "c2", 500)
+    delivery = give_coupon("m1", "d1", 0, stacking_group="delivery")
+    gift = give_coupon("m1", "p1", 0, stacking_group="")
     pay("o1", "m1", at("2027-01-04 08:00"), "92.00", shop)
     redeem_coupon(cash, member="m1", order_id="o1", clock=shop)
     conflict = refused(lambda: redeem_coupon(more_cash, member="m1", order_id="o1", clock=shop))
@@ -97,7 +86,7 @@ def test_one_coupon_per_stacking_group_on_an_order_and_different_groups_combine(
 
 
 def test_a_coupon_is_revoked_once_with_its_reason_and_then_cannot_be_redeemed(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     shop.at = at("2027-01-05 10:00")
     revoked = revoke_coupon(code, reason="issued by mistake", by="ops:li", clock=shop)
     assert (revoked.member, revoked.coupon.state, revoked.replayed) == ("m1", "revoked", False)
@@ -112,18 +101,18 @@ def test_a_coupon_is_revoked_once_with_its_reason_and_then_cannot_be_redeemed(sh
 
 
 def test_a_redeemed_coupon_cannot_be_revoked_and_bad_requests_change_nothing(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     redeem_coupon(code, member="m1", order_id="o1", clock=shop)
     error = refused(lambda: revoke_coupon(code, reason="oops", by="ops:li", clock=shop))
     assert (error.code, error.field) == ("coupon_already_redeemed", "code")
-    other = give("m1", "c2")
+    other = give_coupon("m1", "c2")
     assert refused(lambda: revoke_coupon(other, reason="  ", by="ops:li", clock=shop)).field == "reason"
     assert refused(lambda: revoke_coupon(other, reason="x", by="", clock=shop)).field == "by"
     assert refused(lambda: revoke_coupon("LYNOPE", reason="x", by="ops", clock=shop)).code == "unknown_coupon"
 
 
 def test_redeeming_and_returning_a_coupon_emit_their_events_once(shop):
-    code = give("m1", "c1", template="t1")
+    code = give_coupon("m1", "c1", template="t1")
     shop.at = at("2027-01-04 12:00")
     pay("o1", "m1", at("2027-01-04 11:50"), "92.00", shop)
     redeem_coupon(code, member="m1", order_id="o1", clock=shop)

@@ -4,24 +4,19 @@ minimum spend, idempotent on code and order) -> given back when the order is ful
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import pytest
-from django.conf import settings
 
 from loyalty.clock import FixedClock
 from loyalty.domain.errors import LoyaltyError
-from loyalty.domain.grants import coupon_code
 from loyalty.services import grants
 from loyalty.services.coupons import redeem_coupon, wallet
 from loyalty.services.members import register_member
 from loyalty.services.refunds import record_refunds
 from loyalty.store.models import Coupon, Member
 from tests.conftest import at
-from tests.service.support import ledger_problems, pay, refund, refund_event, snapshot
-
-JANUARY = (at("2027-01-01 00:00"), at("2027-02-01 00:00"))
+from tests.service.support import give_coupon, ledger_problems, pay, refund, refund_event, snapshot
 
 
 @pytest.fixture
@@ -31,14 +26,6 @@ def shop(default_rules: Any, clock: FixedClock) -> FixedClock:
     return clock
 
 
-def give(member: str, key: str, value_fen: int = 800, *, min_spend_fen: int = 0,
-         valid: tuple[datetime, datetime] = JANUARY, state: str = "issued") -> str:
-    """A coupon as a grant job writes it (code derived from the key); answers its code."""
-    code = coupon_code(key, settings.SECRET_KEY.encode())
-    Coupon.objects.create(member=Member.objects.get(external_id=member), code=code, key=key, kind="monthly",
-                          value_fen=value_fen, min_spend_fen=min_spend_fen, issued_at=valid[0], valid_from=valid[0],
-                          valid_until=valid[1], state=state, ruleset_version=1)
-    return code
 
 
 def stored(code: str) -> tuple[Any, ...]:
@@ -82,7 +69,7 @@ def test_a_monthly_coupon_is_redeemed_and_given_back_when_its_order_is_fully_ref
 
 
 def test_a_partial_refund_keeps_the_coupon_redeemed_until_the_refund_that_completes_the_order(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     pay("o1", "m1", at("2027-01-04 08:00"), "100.00", shop)
     redeem_coupon(code, member="m1", order_id="o1", clock=shop)
     refund("r1", "o1", "40.00", at("2027-01-04 10:00"), shop)
@@ -92,7 +79,7 @@ def test_a_partial_refund_keeps_the_coupon_redeemed_until_the_refund_that_comple
 
 
 def test_a_cancellation_refunds_the_whole_order_and_gives_the_coupon_back(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     pay("o1", "m1", at("2027-01-04 08:00"), "100.00", shop)
     redeem_coupon(code, member="m1", order_id="o1", clock=shop)
     refund("cancel-o1", "o1", "100.00", at("2027-01-04 08:05"), shop)
@@ -100,7 +87,7 @@ def test_a_cancellation_refunds_the_whole_order_and_gives_the_coupon_back(shop):
 
 
 def test_two_refunds_completing_an_order_in_one_batch_give_the_coupon_back_once(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     pay("o1", "m1", at("2027-01-04 08:00"), "100.00", shop)
     redeem_coupon(code, member="m1", order_id="o1", clock=shop)
     outcomes = record_refunds([refund_event("r1", "o1", "30.00", at("2027-01-04 10:00")),
@@ -110,7 +97,7 @@ def test_two_refunds_completing_an_order_in_one_batch_give_the_coupon_back_once(
 
 
 def test_a_coupon_whose_validity_passed_before_the_full_refund_becomes_expired(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     pay("o1", "m1", at("2027-01-30 08:00"), "100.00", shop)
     shop.at = at("2027-01-30 09:00")
     redeem_coupon(code, member="m1", order_id="o1", clock=shop)
@@ -121,7 +108,7 @@ def test_a_coupon_whose_validity_passed_before_the_full_refund_becomes_expired(s
 
 
 def test_a_replayed_refund_gives_nothing_back_again(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     pay("o1", "m1", at("2027-01-04 08:00"), "100.00", shop)
     pay("o2", "m1", at("2027-01-04 08:30"), "100.00", shop)
     redeem_coupon(code, member="m1", order_id="o1", clock=shop)
@@ -134,20 +121,20 @@ def test_a_replayed_refund_gives_nothing_back_again(shop):
 
 
 def test_an_expired_coupon_cannot_be_redeemed(shop):
-    code = give("m1", "c1", valid=(at("2026-12-01 00:00"), at("2027-01-01 00:00")))
+    code = give_coupon("m1", "c1", valid=(at("2026-12-01 00:00"), at("2027-01-01 00:00")))
     error = refused(lambda: redeem_coupon(code, member="m1", order_id="o1", amount_fen=10_000, clock=shop))
     assert (error.code, error.field) == ("coupon_expired", "code")
 
 
 def test_a_coupon_is_not_redeemable_before_its_validity_starts_nor_once_revoked(shop):
-    early = give("m1", "c1", valid=(at("2027-02-01 00:00"), at("2027-03-01 00:00")))
-    revoked = give("m1", "c2", state="revoked")
+    early = give_coupon("m1", "c1", valid=(at("2027-02-01 00:00"), at("2027-03-01 00:00")))
+    revoked = give_coupon("m1", "c2", state="revoked")
     assert refused(lambda: redeem_coupon(early, member="m1", order_id="o1", clock=shop)).code == "coupon_not_yet_valid"
     assert refused(lambda: redeem_coupon(revoked, member="m1", order_id="o1", clock=shop)).code == "coupon_revoked"
 
 
 def test_a_replay_answers_the_first_redemption_and_changes_nothing(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     first = redeem_coupon(code, member="m1", order_id="o1", clock=shop)
     shop.at = at("2027-03-01 00:00")  # long after its validity: a replay still answers the first
     before = everything()
@@ -157,14 +144,14 @@ def test_a_replay_answers_the_first_redemption_and_changes_nothing(shop):
 
 
 def test_the_same_coupon_on_another_order_is_a_conflict(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     redeem_coupon(code, member="m1", order_id="o1", clock=shop)
     error = refused(lambda: redeem_coupon(code, member="m1", order_id="o2", clock=shop))
     assert (error.code, error.field) == ("coupon_already_redeemed", "code")
 
 
 def test_another_members_code_answers_as_an_unknown_one(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     theirs = refused(lambda: redeem_coupon(code, member="m2", order_id="o1", clock=shop))
     made_up = refused(lambda: redeem_coupon("LYAAAAAAAAAAAAAAAA", member="m2", order_id="o1", clock=shop))
     nobody = refused(lambda: redeem_coupon(code, member="nobody", order_id="o1", clock=shop))
@@ -173,7 +160,7 @@ def test_another_members_code_answers_as_an_unknown_one(shop):
 
 
 def test_the_minimum_spend_is_the_recorded_orders_paid_amount_plus_the_face_value(shop):
-    code = give("m1", "c1", value_fen=1_000, min_spend_fen=10_000)  # 满100减10
+    code = give_coupon("m1", "c1", value_fen=1_000, min_spend_fen=10_000)  # 满100减10
     pay("short", "m1", at("2027-01-04 08:00"), "89.99", shop)
     pay("enough", "m1", at("2027-01-04 08:10"), "90.00", shop)
     error = refused(lambda: redeem_coupon(code, member="m1", order_id="short", amount_fen=50_000, clock=shop))
@@ -182,18 +169,18 @@ def test_the_minimum_spend_is_the_recorded_orders_paid_amount_plus_the_face_valu
 
 
 def test_an_order_not_recorded_yet_is_judged_on_the_amount_sent(shop):
-    code = give("m1", "c1", value_fen=1_000, min_spend_fen=10_000)
+    code = give_coupon("m1", "c1", value_fen=1_000, min_spend_fen=10_000)
     missing = refused(lambda: redeem_coupon(code, member="m1", order_id="o1", clock=shop))
     assert (missing.code, missing.field) == ("invalid_input", "amount")
     below = refused(lambda: redeem_coupon(code, member="m1", order_id="o1", amount_fen=9_999, clock=shop))
     assert below.code == "below_min_spend"
     assert redeem_coupon(code, member="m1", order_id="o1", amount_fen=10_000, clock=shop).coupon.state == "redeemed"
     # Without a minimum, no amount is needed.
-    assert redeem_coupon(give("m1", "c2"), member="m1", order_id="o2", clock=shop).coupon.state == "redeemed"
+    assert redeem_coupon(give_coupon("m1", "c2"), member="m1", order_id="o2", clock=shop).coupon.state == "redeemed"
 
 
 def test_an_order_of_another_member_or_fully_refunded_takes_no_coupon(shop):
-    code = give("m1", "c1")
+    code = give_coupon("m1", "c1")
     pay("theirs", "m2", at("2027-01-04 08:00"), "100.00", shop)
     pay("gone", "m1", at("2027-01-04 08:00"), "100.00", shop)
     refund("r1", "gone", "100.00", at("2027-01-04 08:30"), shop)
@@ -207,16 +194,16 @@ def test_an_order_of_another_member_or_fully_refunded_takes_no_coupon(shop):
     ("code", {"code": " "}), ("member", {"member": ""}), ("order_id", {"order_id": "o\x00"}),
 ])
 def test_malformed_input_names_its_field(shop, field, kwargs):
-    args = {"code": give("m1", "c1"), "member": "m1", "order_id": "o1", **kwargs}
+    args = {"code": give_coupon("m1", "c1"), "member": "m1", "order_id": "o1", **kwargs}
     error = refused(lambda: redeem_coupon(args.pop("code"), clock=shop, **args))
     assert (error.code, error.field) == ("invalid_input", field)
 
 
 def test_the_wallet_shows_newest_first_a_page_at_a_time_and_expiry_as_it_happens(shop):
-    old = give("m1", "dec", valid=(at("2026-12-01 00:00"), at("2027-01-01 00:00")))
-    used = give("m1", "jan-1")
-    fresh = give("m1", "jan-2", value_fen=500, min_spend_fen=3_000)
-    give("m2", "theirs")
+    old = give_coupon("m1", "dec", valid=(at("2026-12-01 00:00"), at("2027-01-01 00:00")))
+    used = give_coupon("m1", "jan-1")
+    fresh = give_coupon("m1", "jan-2", value_fen=500, min_spend_fen=3_000)
+    give_coupon("m2", "theirs")
     redeem_coupon(used, member="m1", order_id="o1", clock=shop)
 
     first = wallet("m1", limit=2, clock=shop)
