@@ -22,6 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from loyalty.analytics.rounding import fen_average
 from loyalty.domain.backtest import History, MonthFigures, Newcomer, Replay, Spend, independent, merge, replay, split
 from loyalty.domain.events import ActionEvent, OrderEvent, RefundEvent
 from loyalty.domain.growth import Line
@@ -80,7 +81,7 @@ class Costs:
     @property
     def per_retained_fen(self) -> int | None:
         """Benefit cost per retained member, half a fen up; None when nobody was retained."""
-        return (2 * self.total_fen + self.retained) // (2 * self.retained) if self.retained else None
+        return fen_average(self.total_fen, self.retained) if self.retained else None
 
 
 def costs(months: Sequence[MonthFigures], delivery_fee_fen: int, retained: int) -> Costs:

@@ -33,7 +33,7 @@ from decimal import Decimal
 from loyalty.domain.conditions import Facts, MetricKey
 from loyalty.domain.events import ActionEvent, OrderEvent, RefundEvent
 from loyalty.domain.grants import after_upgrade_growth, is_after_upgrade, month_of, monthly_coupons
-from loyalty.domain.growth import OrderGrowth, action_award, growth_to_reverse, order_growth
+from loyalty.domain.growth import OrderGrowth, action_award, apply_daily_cap, growth_to_reverse, order_growth
 from loyalty.domain.history import History, MemberState, MonthFigures, Newcomer, Replay, Spend
 from loyalty.domain.periods import Window, add_months, local_date, start_of_day
 from loyalty.domain.points import (
@@ -309,12 +309,7 @@ class _Replay:
         return after_upgrade_growth(earned, rule, before)
 
     def _cap(self, member: ReplayedMember, day: date, earned: OrderGrowth) -> OrderGrowth:
-        cap = self.rules.growth.daily_cap
-        if cap is None:
-            return earned
-        allowed = max(0, min(earned.total, cap - self.growth_today[(member, day)]))
-        bonus = min(earned.bonus, allowed)
-        return OrderGrowth(allowed - bonus, bonus)
+        return apply_daily_cap(earned, self.growth_today[(member, day)], self.rules.growth.daily_cap)
 
     def _free_delivery(self, member: ReplayedMember, month: str) -> int:
         """Whether this order's delivery was free: every one under an unlimited allowance, else the
